@@ -1,0 +1,60 @@
+//! Thin command layer: each subcommand parses its arguments and calls into the library.
+//!
+//! Exit codes, for every command: 0 success, 1 the thing checked is not right (invalid template,
+//! failed validation, failed build), 2 usage or input error.
+
+pub mod build;
+pub mod check;
+pub mod logging;
+pub mod pack;
+pub mod spec;
+pub mod validate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// forge: build OpenStack images from HCL templates and Sahara image specs.
+#[derive(Debug, Parser)]
+#[command(name = "forge", version, about, propagate_version = true)]
+pub struct Cli {
+    /// More output (-v debug, -vv trace). FORGE_LOG takes a tracing filter for finer control.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only warnings and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build an image from a template: boot, provision over SSH, snapshot, publish.
+    Build(build::Args),
+    /// Check a template offline: syntax, types, references, spec files. No network.
+    Validate(validate::Args),
+    /// Run an image spec in test-only mode against a host over SSH (changes nothing).
+    Check(check::Args),
+    /// Run an image spec in reconcile mode against a host over SSH.
+    Reconcile(check::Args),
+    /// Inspect image specs.
+    #[command(subcommand)]
+    Spec(spec::Command),
+    /// Run an image spec against a disk image offline through libguestfs.
+    Pack(pack::Args),
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    let progress = crate::pipeline::Progress::for_stderr(cli.quiet);
+    logging::init(cli.verbose, cli.quiet, progress.clone());
+    match cli.command {
+        Command::Build(args) => build::run(args, progress),
+        Command::Validate(args) => validate::run(args),
+        Command::Check(args) => check::run(args, true),
+        Command::Reconcile(args) => check::run(args, false),
+        Command::Spec(cmd) => spec::run(cmd),
+        Command::Pack(args) => pack::run(args),
+    }
+}

@@ -1,0 +1,19 @@
+//! forge: turns an HCL build template into a pipeline of steps that build an OpenStack image.
+//!
+//! Module map (the flow reads top to bottom):
+//! - [`template`]: HCL template → typed build configuration; `forge validate`.
+//! - [`pipeline`]: the step runner with rollback, generic over a typed state bag.
+//! - [`steps`]: one file per build step (run and cleanup side by side) and the build's state bag.
+//! - [`openstack`]: clients that mirror the OpenStack APIs (identity, image, compute, network).
+//! - [`remote`]: how commands reach a target: SSH or libguestfs, behind one trait.
+//! - [`spec`]: the Sahara image-spec validator language: loader and engine.
+//! - [`cli`]: the thin command layer behind `src/main.rs`.
+
+pub mod cli;
+pub mod openstack;
+pub mod pipeline;
+pub mod remote;
+pub mod spec;
+#[path = "../steps/mod.rs"]
+pub mod steps;
+pub mod template;

@@ -1,0 +1,22 @@
+//! The `forge` command: parse arguments, set up logging, dispatch to [`forge::cli`].
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use forge::cli::{self, Cli};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version on stdout (exit 0) and usage errors on stderr (exit 2).
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    cli::run(cli)
+}

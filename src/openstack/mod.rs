@@ -1,0 +1,1 @@
+//! Clients that mirror the OpenStack APIs: one module per service.

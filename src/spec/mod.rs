@@ -1,0 +1,1 @@
+//! The Sahara image-spec validator language: loader (YAML → typed tree) and engine.

@@ -1,0 +1,1 @@
+//! HCL build templates: parse, evaluate variables and functions, check, and produce a typed build.
