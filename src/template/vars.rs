@@ -144,6 +144,8 @@ pub(crate) struct Decl<'a> {
     pub description: Option<String>,
     pub sensitive: bool,
     value: Option<(Value, Origin)>,
+    /// Its value is unknown or wrong, and that is already reported.
+    failed: bool,
     validations: Vec<(&'a Attribute, Option<String>)>,
 }
 
@@ -185,16 +187,9 @@ pub(crate) fn declare<'a>(scope: &mut Scope, body: &'a Body, d: &mut Diagnostics
         let default = match r.attr("default") {
             // A default is a constant: it may call functions but not read other values.
             Some(a) => {
-                let refs: Vec<Range<usize>> = uses(&a.value)
-                    .into_iter()
-                    .filter_map(|u| match u {
-                        Use::Ref { span, .. } => Some(span),
-                        Use::Func { .. } => None,
-                    })
-                    .collect();
-                if let Some(span) = refs.first() {
+                if let Some(span) = first_ref(&a.value) {
                     d.push(scope.file.error(
-                        span.clone(),
+                        span,
                         "a variable's default cannot refer to other values; use a local instead",
                     ));
                     None
@@ -232,7 +227,7 @@ pub(crate) fn declare<'a>(scope: &mut Scope, body: &'a Body, d: &mut Diagnostics
                 .as_ref()
                 .map_or(VarType::Any, |(v, _)| infer_type(v))
         });
-        let value = match default {
+        let value = match default.clone() {
             Some((v, a)) => match convert(v, &ty) {
                 Ok(v) => Some((v, Origin::Default)),
                 Err(msg) => {
@@ -252,6 +247,7 @@ pub(crate) fn declare<'a>(scope: &mut Scope, body: &'a Body, d: &mut Diagnostics
             ty,
             description,
             sensitive,
+            failed: default.is_some() && value.is_none(),
             value,
             validations,
         });
@@ -262,7 +258,17 @@ pub(crate) fn declare<'a>(scope: &mut Scope, body: &'a Body, d: &mut Diagnostics
 
 /// Converts a raw string from `-var` or the environment: strings stay as they are, other types
 /// are parsed as HCL expressions (`-var 'tags=["a","b"]'`).
-fn from_raw(raw: &str, ty: &VarType) -> Result<Value, String> {
+fn from_raw(raw: &str, ty: &VarType, sensitive: bool) -> Result<Value, String> {
+    from_raw_inner(raw, ty).map_err(|msg| {
+        if sensitive {
+            super::model::redact(&[raw.to_string()], &msg)
+        } else {
+            msg
+        }
+    })
+}
+
+fn from_raw_inner(raw: &str, ty: &VarType) -> Result<Value, String> {
     match ty {
         VarType::String | VarType::Any => Ok(Value::String(raw.to_string())),
         _ => {
@@ -292,12 +298,15 @@ pub(crate) fn assign(
         };
         // Unknown FORGE_VAR_ names are ignored (as Packer): the environment is shared.
         if let Some(decl) = decls.iter_mut().find(|x| x.name == name) {
-            match from_raw(raw, &decl.ty) {
+            match from_raw(raw, &decl.ty, decl.sensitive) {
                 Ok(v) => decl.value = Some((v, Origin::Env(key.clone()))),
-                Err(msg) => d.push(Diagnostic::unlocated(
-                    format!("environment variable {key}"),
-                    format!("variable `{name}`: {msg}"),
-                )),
+                Err(msg) => {
+                    decl.failed = true;
+                    d.push(Diagnostic::unlocated(
+                        format!("environment variable {key}"),
+                        format!("variable `{name}`: {msg}"),
+                    ))
+                }
             }
         }
     }
@@ -342,17 +351,36 @@ pub(crate) fn assign(
                 ));
                 continue;
             };
-            if !consts.check_refs(&a.value, d) {
+            if let Some(span) = first_ref(&a.value) {
+                decl.failed = true;
+                d.push(consts.file.error(
+                    span,
+                    "a var file holds constants; it cannot refer to other values",
+                ));
                 continue;
             }
-            let v = consts.eval(&a.value).and_then(|v| convert(v, &decl.ty));
+            if !consts.check_refs(&a.value, d) {
+                decl.failed = true;
+                continue;
+            }
+            let v = consts.eval(&a.value).and_then(|v| {
+                let mut strings = Vec::new();
+                leaf_strings(&v, &mut strings);
+                convert(v, &decl.ty).map_err(|msg| match decl.sensitive {
+                    true => super::model::redact(&strings, &msg),
+                    false => msg,
+                })
+            });
             match v {
                 Ok(v) => decl.value = Some((v, Origin::VarFile(shown.clone()))),
-                Err(msg) => d.push(
-                    consts
-                        .file
-                        .error(span_of(&a.value), format!("variable `{name}`: {msg}")),
-                ),
+                Err(msg) => {
+                    decl.failed = true;
+                    d.push(
+                        consts
+                            .file
+                            .error(span_of(&a.value), format!("variable `{name}`: {msg}")),
+                    )
+                }
             }
         }
     }
@@ -371,23 +399,26 @@ pub(crate) fn assign(
             ));
             continue;
         };
-        match from_raw(raw, &decl.ty) {
+        match from_raw(raw, &decl.ty, decl.sensitive) {
             Ok(v) => decl.value = Some((v, Origin::Cli)),
-            Err(msg) => d.push(Diagnostic::unlocated(
-                "-var",
-                format!("variable `{name}`: {msg}"),
-            )),
+            Err(msg) => {
+                decl.failed = true;
+                d.push(Diagnostic::unlocated(
+                    "-var",
+                    format!("variable `{name}`: {msg}"),
+                ))
+            }
         }
     }
 
-    let mut missing = HashSet::new();
-    for decl in decls.iter() {
+    for decl in decls.iter_mut() {
         match &decl.value {
             Some((v, _)) => {
                 scope.vars.insert(decl.name.clone(), v.clone());
             }
+            None if decl.failed => {}
             None => {
-                missing.insert(decl.name.clone());
+                decl.failed = true;
                 d.push(scope.file.error(
                     super::decode::head_span(decl.block),
                     format!(
@@ -404,8 +435,8 @@ pub(crate) fn assign(
     scope.rebuild();
 
     // Validation rules see the final values.
-    for decl in decls.iter() {
-        if missing.contains(&decl.name) {
+    for decl in decls.iter_mut() {
+        if decl.failed {
             continue;
         }
         for (cond, msg) in &decl.validations {
@@ -424,6 +455,7 @@ pub(crate) fn assign(
                         (Some((Value::String(s), _)), false) => format!(" \"{s}\""),
                         _ => String::new(),
                     };
+                    decl.failed = true;
                     d.push(scope.file.error(
                         span_of(&cond.value),
                         format!(
@@ -445,6 +477,17 @@ pub(crate) fn assign(
             }
         }
     }
+    for decl in decls.iter().filter(|x| x.failed) {
+        scope.failed.insert(("var".to_string(), decl.name.clone()));
+    }
+}
+
+/// The span of the first variable/local reference in `e`, if any.
+fn first_ref(e: &Expression) -> Option<Range<usize>> {
+    uses(e).into_iter().find_map(|u| match u {
+        Use::Ref { span, .. } => Some(span),
+        Use::Func { .. } => None,
+    })
 }
 
 /// A validation condition may only read the variable it belongs to.
@@ -503,6 +546,16 @@ pub(crate) fn locals(
     scope.local_names = pending.iter().map(|a| a.key.as_str().to_string()).collect();
     // Report bad references once, up front; those locals are dropped.
     pending.retain(|a| scope.check_refs(&a.value, d));
+    // Locals reading a failed variable fail silently: that variable's error is reported.
+    pending.retain(|a| {
+        let bad = scope.reads_failed(&a.value);
+        if bad {
+            scope
+                .failed
+                .insert(("local".to_string(), a.key.as_str().to_string()));
+        }
+        !bad
+    });
 
     let local_deps = |a: &Attribute| -> Vec<String> {
         uses(&a.value)
@@ -556,6 +609,12 @@ pub(crate) fn locals(
                 failed.insert(name);
             }
         }
+    }
+    for a in &pending {
+        failed.insert(a.key.as_str().to_string());
+    }
+    for n in failed {
+        scope.failed.insert(("local".to_string(), n));
     }
     for a in pending {
         d.push(scope.file.error(
