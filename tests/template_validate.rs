@@ -352,3 +352,25 @@ build {
         "{h:#?}"
     );
 }
+
+#[test]
+fn forge_var_environment_variables_are_read() {
+    let run = |value: &str| {
+        Command::new(env!("CARGO_BIN_EXE_forge"))
+            .args(["validate", "templates/nightly.pkr.hcl"])
+            .current_dir(root())
+            .env("FORGE_VAR_visibility", value)
+            .output()
+            .unwrap()
+    };
+    assert!(run("community").status.success());
+    let out = run("everyone");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(
+            "invalid value \"everyone\" for variable `visibility` (from environment variable FORGE_VAR_visibility)"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+}
