@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use hcl::edit::expr::{Expression, TraversalOperator};
+use hcl::edit::expr::{Expression, ObjectKey, TraversalOperator};
 use hcl::edit::structure::Block;
 
 use super::decode::{head_span, to_string, Reader};
@@ -214,11 +214,12 @@ fn validators(r: &mut Reader, d: &mut Diagnostics) -> Option<ValidatorsProvision
     let test_only = r.bool("test_only", d).unwrap_or(false);
     let mut arguments = BTreeMap::new();
     if let Some(a) = r.attr("arguments") {
-        let sensitive = r.is_sensitive("arguments");
+        let sensitive_keys = sensitive_keys(r.scope, &a.value);
         if let Some((v, _)) = r.value("arguments", d) {
             let map: Option<BTreeMap<String, Argument>> = v.as_object().and_then(|o| {
                 o.iter()
                     .map(|(k, v)| {
+                        let sensitive = sensitive_keys.as_ref().is_none_or(|ks| ks.contains(k));
                         to_string(v).map(|value| (k.clone(), Argument { value, sensitive }))
                     })
                     .collect()
@@ -237,6 +238,29 @@ fn validators(r: &mut Reader, d: &mut Diagnostics) -> Option<ValidatorsProvision
         arguments,
         test_only,
     })
+}
+
+/// Which keys of an `arguments = { ... }` literal read a sensitive value. `None` when that cannot
+/// be told key by key (not a literal, computed keys): then every argument counts as sensitive
+/// if the expression reads anything sensitive.
+fn sensitive_keys(scope: &Scope, e: &Expression) -> Option<Vec<String>> {
+    let whole = scope.is_sensitive(e);
+    let Expression::Object(obj) = e else {
+        return (!whole).then(Vec::new);
+    };
+    let mut keys = Vec::new();
+    for (k, v) in obj.iter() {
+        let key = match k {
+            ObjectKey::Ident(id) => id.as_str().to_string(),
+            ObjectKey::Expression(Expression::String(s)) => s.as_str().to_string(),
+            ObjectKey::Expression(other) if !scope.is_sensitive(other) => continue,
+            ObjectKey::Expression(_) => return None,
+        };
+        if scope.is_sensitive(v.expr()) {
+            keys.push(key);
+        }
+    }
+    Some(keys)
 }
 
 /// Checks the spec a validators provisioner names. Only existence for now: the spec loader

@@ -8,7 +8,7 @@ use hcl::edit::structure::Body;
 use super::diagnostics::Diagnostics;
 use super::eval::{span_of, Scope};
 use super::model::{Local, SourceRef, Template};
-use super::{build, parse, source, vars, LoadOptions};
+use super::{build, locals, parse, source, vars, LoadOptions};
 
 const TOP_LEVEL: [&str; 4] = ["variable", "locals", "source", "build"];
 
@@ -55,7 +55,7 @@ fn semantic(
     top_level(scope, body, d);
     let mut decls = vars::declare(scope, body, d);
     vars::assign(scope, &mut decls, opts, d);
-    let sensitivity = vars::locals(scope, body, d);
+    let sensitivity = locals::evaluate(scope, body, d);
 
     // Sources first: builds refer to them. A source with errors is still "declared", so a
     // build naming it gets no second, misleading error.

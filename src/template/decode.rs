@@ -118,7 +118,7 @@ impl<'a> Reader<'a> {
         d: &mut Diagnostics,
     ) -> Option<(Value, &'a Attribute)> {
         let a = self.attr(name)?;
-        if !self.scope.check_refs(&a.value, d) {
+        if !self.scope.check_refs(&a.value, d) || self.scope.reads_failed(&a.value) {
             return None;
         }
         match self.scope.eval(&a.value) {
@@ -276,14 +276,6 @@ impl<'a> Reader<'a> {
             ));
         }
         v
-    }
-
-    /// Whether `name` is set from a sensitive variable or local.
-    pub fn is_sensitive(&self, name: &str) -> bool {
-        self.body
-            .attributes()
-            .find(|a| a.key.as_str() == name)
-            .is_some_and(|a| self.scope.is_sensitive(&a.value))
     }
 
     /// Reports every attribute and block that no getter asked for.

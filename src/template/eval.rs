@@ -156,6 +156,9 @@ pub(crate) struct Scope {
     pub locals: BTreeMap<String, Value>,
     pub sensitive_vars: HashSet<String>,
     pub sensitive_locals: HashSet<String>,
+    /// Variables and locals whose value is unknown because of a reported error. Expressions
+    /// that read them are skipped, so one mistake is not reported again at every use.
+    pub failed: HashSet<(String, String)>,
     ctx: Context<'static>,
 }
 
@@ -170,6 +173,7 @@ impl Scope {
             locals: BTreeMap::new(),
             sensitive_vars: HashSet::new(),
             sensitive_locals: HashSet::new(),
+            failed: HashSet::new(),
             ctx: Context::new(),
         };
         s.rebuild();
@@ -265,6 +269,19 @@ impl Scope {
         }
     }
 
+    /// Whether `expr` reads a variable or local whose error is already reported.
+    pub fn reads_failed(&self, expr: &Expression) -> bool {
+        !self.failed.is_empty()
+            && uses(expr).into_iter().any(|u| match u {
+                Use::Ref {
+                    root,
+                    attr: Some(a),
+                    ..
+                } => self.failed.contains(&(root, a)),
+                _ => false,
+            })
+    }
+
     /// Whether `expr` reads a sensitive variable or local.
     pub fn is_sensitive(&self, expr: &Expression) -> bool {
         uses(expr).iter().any(|u| match u {
@@ -283,8 +300,37 @@ impl Scope {
     /// Evaluates `expr` (its references must already be checked).
     pub fn eval(&self, expr: &Expression) -> Result<Value, String> {
         let e: hcl::Expression = expr.clone().into();
-        functions::with_base_dir(&self.base_dir, || e.evaluate(&self.ctx))
-            .map_err(|err| err.kind().to_string())
+        functions::with_base_dir(&self.base_dir, || e.evaluate(&self.ctx)).map_err(|err| {
+            // hcl-rs pretty-prints values over several lines; a diagnostic is one line.
+            let msg = err
+                .kind()
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            // Messages quote the values involved: hide sensitive ones.
+            if self.is_sensitive(expr) {
+                super::model::redact(&self.sensitive_strings(), &msg)
+            } else {
+                msg
+            }
+        })
+    }
+
+    /// Every string inside a sensitive variable or local known so far.
+    fn sensitive_strings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for n in &self.sensitive_vars {
+            if let Some(v) = self.vars.get(n) {
+                leaf_strings(v, &mut out);
+            }
+        }
+        for n in &self.sensitive_locals {
+            if let Some(v) = self.locals.get(n) {
+                leaf_strings(v, &mut out);
+            }
+        }
+        out
     }
 }
 

@@ -1,7 +1,7 @@
 //! HCL build templates: parse, evaluate variables and functions, check, and produce a typed build.
 //!
-//! The flow: [`parse`] (hcl-edit, keeps spans) → [`vars`] (variables with Packer's precedence,
-//! locals) → [`source`] / [`build`] (typed decoding through [`decode::Reader`]) → [`model`].
+//! The flow: `parse` (hcl-edit, keeps spans) → `vars` (variables with Packer's precedence) →
+//! `locals` → `source` / `build` (typed decoding through `decode::Reader`) → [`model`].
 //! Every problem becomes a located [`Diagnostic`]; all of them are collected in one run.
 //!
 //! Relative paths in a template (`spec`, `script`, `user_data_file`, `ssh_private_key_file`,
@@ -13,6 +13,7 @@ mod decode;
 pub mod diagnostics;
 mod eval;
 mod functions;
+mod locals;
 pub mod model;
 mod parse;
 mod source;

@@ -353,14 +353,14 @@ pub struct SourceRef {
 }
 
 /// A `provisioner` block.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Provisioner {
     Validators(ValidatorsProvisioner),
     Shell(ShellProvisioner),
 }
 
 /// `provisioner "validators"`: run a Sahara-style image spec.
-#[derive(Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ValidatorsProvisioner {
     /// The spec file (resolved path).
     pub spec: PathBuf,
@@ -368,16 +368,6 @@ pub struct ValidatorsProvisioner {
     pub arguments: BTreeMap<String, Argument>,
     /// Only check; change nothing.
     pub test_only: bool,
-}
-
-impl fmt::Debug for ValidatorsProvisioner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ValidatorsProvisioner")
-            .field("spec", &self.spec)
-            .field("arguments", &self.arguments)
-            .field("test_only", &self.test_only)
-            .finish()
-    }
 }
 
 /// One spec argument value; `sensitive` when it came from a sensitive variable or local.

@@ -202,7 +202,8 @@ fn source_image(r: &mut Reader, d: &mut Diagnostics) -> Option<SourceImage> {
     let by_name = by_name.and_then(|_| r.string("source_image_name", d));
     let filter = filters.first().and_then(|f| image_filter(r.scope, f, d));
     if set.len() > 1 {
-        // Every setting after the first is reported where it is written.
+        // Every setting after the first written one is reported where it is written.
+        set.sort_by_key(|(_, span)| span.start);
         let first = set[0].0;
         for (name, span) in &set[1..] {
             let msg = if *name == first {

@@ -1,10 +1,9 @@
-//! `variable` and `locals` blocks: types, values with Packer's precedence, validation rules,
-//! sensitivity.
+//! `variable` blocks: types, values with Packer's precedence, validation rules, sensitivity.
 //!
 //! Precedence, lowest to highest (later wins): `default`, `FORGE_VAR_<name>` environment
 //! variables, `-var-file` files in the order given, `-var name=value` in the order given.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 
@@ -144,6 +143,8 @@ pub(crate) struct Decl<'a> {
     pub description: Option<String>,
     pub sensitive: bool,
     value: Option<(Value, Origin)>,
+    /// Its value is unknown or wrong, and that is already reported.
+    failed: bool,
     validations: Vec<(&'a Attribute, Option<String>)>,
 }
 
@@ -185,16 +186,9 @@ pub(crate) fn declare<'a>(scope: &mut Scope, body: &'a Body, d: &mut Diagnostics
         let default = match r.attr("default") {
             // A default is a constant: it may call functions but not read other values.
             Some(a) => {
-                let refs: Vec<Range<usize>> = uses(&a.value)
-                    .into_iter()
-                    .filter_map(|u| match u {
-                        Use::Ref { span, .. } => Some(span),
-                        Use::Func { .. } => None,
-                    })
-                    .collect();
-                if let Some(span) = refs.first() {
+                if let Some(span) = first_ref(&a.value) {
                     d.push(scope.file.error(
-                        span.clone(),
+                        span,
                         "a variable's default cannot refer to other values; use a local instead",
                     ));
                     None
@@ -232,7 +226,7 @@ pub(crate) fn declare<'a>(scope: &mut Scope, body: &'a Body, d: &mut Diagnostics
                 .as_ref()
                 .map_or(VarType::Any, |(v, _)| infer_type(v))
         });
-        let value = match default {
+        let value = match default.clone() {
             Some((v, a)) => match convert(v, &ty) {
                 Ok(v) => Some((v, Origin::Default)),
                 Err(msg) => {
@@ -252,6 +246,7 @@ pub(crate) fn declare<'a>(scope: &mut Scope, body: &'a Body, d: &mut Diagnostics
             ty,
             description,
             sensitive,
+            failed: default.is_some() && value.is_none(),
             value,
             validations,
         });
@@ -262,7 +257,17 @@ pub(crate) fn declare<'a>(scope: &mut Scope, body: &'a Body, d: &mut Diagnostics
 
 /// Converts a raw string from `-var` or the environment: strings stay as they are, other types
 /// are parsed as HCL expressions (`-var 'tags=["a","b"]'`).
-fn from_raw(raw: &str, ty: &VarType) -> Result<Value, String> {
+fn from_raw(raw: &str, ty: &VarType, sensitive: bool) -> Result<Value, String> {
+    from_raw_inner(raw, ty).map_err(|msg| {
+        if sensitive {
+            super::model::redact(&[raw.to_string()], &msg)
+        } else {
+            msg
+        }
+    })
+}
+
+fn from_raw_inner(raw: &str, ty: &VarType) -> Result<Value, String> {
     match ty {
         VarType::String | VarType::Any => Ok(Value::String(raw.to_string())),
         _ => {
@@ -292,12 +297,15 @@ pub(crate) fn assign(
         };
         // Unknown FORGE_VAR_ names are ignored (as Packer): the environment is shared.
         if let Some(decl) = decls.iter_mut().find(|x| x.name == name) {
-            match from_raw(raw, &decl.ty) {
+            match from_raw(raw, &decl.ty, decl.sensitive) {
                 Ok(v) => decl.value = Some((v, Origin::Env(key.clone()))),
-                Err(msg) => d.push(Diagnostic::unlocated(
-                    format!("environment variable {key}"),
-                    format!("variable `{name}`: {msg}"),
-                )),
+                Err(msg) => {
+                    decl.failed = true;
+                    d.push(Diagnostic::unlocated(
+                        format!("environment variable {key}"),
+                        format!("variable `{name}`: {msg}"),
+                    ))
+                }
             }
         }
     }
@@ -342,17 +350,36 @@ pub(crate) fn assign(
                 ));
                 continue;
             };
-            if !consts.check_refs(&a.value, d) {
+            if let Some(span) = first_ref(&a.value) {
+                decl.failed = true;
+                d.push(consts.file.error(
+                    span,
+                    "a var file holds constants; it cannot refer to other values",
+                ));
                 continue;
             }
-            let v = consts.eval(&a.value).and_then(|v| convert(v, &decl.ty));
+            if !consts.check_refs(&a.value, d) {
+                decl.failed = true;
+                continue;
+            }
+            let v = consts.eval(&a.value).and_then(|v| {
+                let mut strings = Vec::new();
+                leaf_strings(&v, &mut strings);
+                convert(v, &decl.ty).map_err(|msg| match decl.sensitive {
+                    true => super::model::redact(&strings, &msg),
+                    false => msg,
+                })
+            });
             match v {
                 Ok(v) => decl.value = Some((v, Origin::VarFile(shown.clone()))),
-                Err(msg) => d.push(
-                    consts
-                        .file
-                        .error(span_of(&a.value), format!("variable `{name}`: {msg}")),
-                ),
+                Err(msg) => {
+                    decl.failed = true;
+                    d.push(
+                        consts
+                            .file
+                            .error(span_of(&a.value), format!("variable `{name}`: {msg}")),
+                    )
+                }
             }
         }
     }
@@ -371,23 +398,26 @@ pub(crate) fn assign(
             ));
             continue;
         };
-        match from_raw(raw, &decl.ty) {
+        match from_raw(raw, &decl.ty, decl.sensitive) {
             Ok(v) => decl.value = Some((v, Origin::Cli)),
-            Err(msg) => d.push(Diagnostic::unlocated(
-                "-var",
-                format!("variable `{name}`: {msg}"),
-            )),
+            Err(msg) => {
+                decl.failed = true;
+                d.push(Diagnostic::unlocated(
+                    "-var",
+                    format!("variable `{name}`: {msg}"),
+                ))
+            }
         }
     }
 
-    let mut missing = HashSet::new();
-    for decl in decls.iter() {
+    for decl in decls.iter_mut() {
         match &decl.value {
             Some((v, _)) => {
                 scope.vars.insert(decl.name.clone(), v.clone());
             }
+            None if decl.failed => {}
             None => {
-                missing.insert(decl.name.clone());
+                decl.failed = true;
                 d.push(scope.file.error(
                     super::decode::head_span(decl.block),
                     format!(
@@ -404,8 +434,8 @@ pub(crate) fn assign(
     scope.rebuild();
 
     // Validation rules see the final values.
-    for decl in decls.iter() {
-        if missing.contains(&decl.name) {
+    for decl in decls.iter_mut() {
+        if decl.failed {
             continue;
         }
         for (cond, msg) in &decl.validations {
@@ -424,6 +454,7 @@ pub(crate) fn assign(
                         (Some((Value::String(s), _)), false) => format!(" \"{s}\""),
                         _ => String::new(),
                     };
+                    decl.failed = true;
                     d.push(scope.file.error(
                         span_of(&cond.value),
                         format!(
@@ -445,6 +476,17 @@ pub(crate) fn assign(
             }
         }
     }
+    for decl in decls.iter().filter(|x| x.failed) {
+        scope.failed.insert(("var".to_string(), decl.name.clone()));
+    }
+}
+
+/// The span of the first variable/local reference in `e`, if any.
+fn first_ref(e: &Expression) -> Option<Range<usize>> {
+    uses(e).into_iter().find_map(|u| match u {
+        Use::Ref { span, .. } => Some(span),
+        Use::Func { .. } => None,
+    })
 }
 
 /// A validation condition may only read the variable it belongs to.
@@ -462,116 +504,6 @@ fn check_self_refs(scope: &Scope, name: &str, e: &Expression, d: &mut Diagnostic
         }
     }
     ok
-}
-
-/// Evaluates every `locals` block in dependency order; a local that reads a sensitive variable
-/// or local is sensitive. Fills `scope.locals`.
-pub(crate) fn locals(
-    scope: &mut Scope,
-    body: &Body,
-    d: &mut Diagnostics,
-) -> BTreeMap<String, bool> {
-    let mut pending: Vec<&Attribute> = Vec::new();
-    for block in body.blocks().filter(|b| b.ident.as_str() == "locals") {
-        if !block.labels.is_empty() {
-            d.push(scope.file.error(
-                super::decode::head_span(block),
-                "a locals block takes no labels: locals { NAME = VALUE }",
-            ));
-        }
-        for b in block.body.blocks() {
-            d.push(scope.file.error(
-                span_of(&b.ident),
-                "a locals block holds only `name = value` assignments, not blocks",
-            ));
-        }
-        for a in block.body.attributes() {
-            if let Some(first) = pending.iter().find(|x| x.key.as_str() == a.key.as_str()) {
-                let (line, _) = scope.file.locate(span_of(&first.key).start);
-                d.push(scope.file.error(
-                    span_of(&a.key),
-                    format!(
-                        "local `{}` is defined twice (first on line {line})",
-                        a.key.as_str()
-                    ),
-                ));
-                continue;
-            }
-            pending.push(a);
-        }
-    }
-    scope.local_names = pending.iter().map(|a| a.key.as_str().to_string()).collect();
-    // Report bad references once, up front; those locals are dropped.
-    pending.retain(|a| scope.check_refs(&a.value, d));
-
-    let local_deps = |a: &Attribute| -> Vec<String> {
-        uses(&a.value)
-            .into_iter()
-            .filter_map(|u| match u {
-                Use::Ref {
-                    root,
-                    attr: Some(n),
-                    ..
-                } if root == "local" => Some(n),
-                _ => None,
-            })
-            .collect()
-    };
-    let mut sensitivity = BTreeMap::new();
-    let mut failed: HashSet<String> = scope
-        .local_names
-        .iter()
-        .filter(|n| !pending.iter().any(|a| a.key.as_str() == n.as_str()))
-        .cloned()
-        .collect();
-    loop {
-        let ready = pending.iter().position(|a| {
-            local_deps(a)
-                .iter()
-                .all(|n| scope.locals.contains_key(n) || failed.contains(n))
-        });
-        let Some(i) = ready else { break };
-        let a = pending.remove(i);
-        let name = a.key.as_str().to_string();
-        if local_deps(a).iter().any(|n| failed.contains(n)) {
-            failed.insert(name);
-            continue; // its dependency's error is already reported
-        }
-        match scope.eval(&a.value) {
-            Ok(v) => {
-                let sensitive = scope.is_sensitive(&a.value);
-                if sensitive {
-                    scope.sensitive_locals.insert(name.clone());
-                }
-                sensitivity.insert(name.clone(), sensitive);
-                scope.locals.insert(name, v);
-                scope.rebuild();
-            }
-            Err(msg) => {
-                d.push(
-                    scope
-                        .file
-                        .error(span_of(&a.value), format!("local `{name}`: {msg}")),
-                );
-                failed.insert(name);
-            }
-        }
-    }
-    for a in pending {
-        d.push(scope.file.error(
-            span_of(&a.key),
-            format!(
-                "local `{}` depends on itself (through {})",
-                a.key.as_str(),
-                local_deps(a)
-                    .iter()
-                    .map(|n| format!("local.{n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
-    }
-    sensitivity
 }
 
 /// The final variables for the model, and every sensitive string for redaction.
