@@ -2,6 +2,13 @@
 //! (`validator-spec.md`; Sahara semantics plus forge's fixes). The engine knows nothing about SSH
 //! or libguestfs: every effect goes through the four `Remote` methods, and every call is one
 //! round trip in [`RunReport::round_trips`].
+//!
+//! Script protocol (one `Remote::run_script` call per script): the file's bytes are uploaded
+//! unchanged to `/tmp/forge-<uuid>.sh` and run as
+//! `env 'NAME=VALUE'... /tmp/forge-<uuid>.sh` when it starts with `#!` (else `... bash <path>`),
+//! then removed. Sahara prepends `export` lines instead, which hides the shebang and executes
+//! unquoted values; passing them through env(1) keeps the script verbatim, quotes every value and
+//! still allows names bash would reject (`java-version`).
 
 use std::collections::BTreeMap;
 use std::fmt;
