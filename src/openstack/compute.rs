@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use reqwest::{Method, RequestBuilder, Url};
@@ -18,10 +19,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::Error;
 use super::identity::Session;
-use super::wait::{wait_for, Poll, WaitOptions};
+use super::wait::{retry_idempotent, wait_for, Poll, WaitOptions};
 use crate::pipeline::Progress;
 
 const SERVICE: &str = "compute";
+
+/// How long deletes keep retrying transient errors.
+const CLEANUP_RETRY: Duration = Duration::from_secs(30);
 
 /// The highest compute microversion this client is written against.
 pub const MAX_MICROVERSION: Microversion = Microversion(2, 90);
@@ -384,10 +388,16 @@ impl ComputeClient {
         Ok(b.keypair)
     }
 
-    /// Delete a keypair; `Ok(false)` when it was already gone.
+    /// Delete a keypair; `Ok(false)` when it was already gone. Retries transient errors.
     pub async fn delete_keypair(&self, name: &str) -> Result<bool, Error> {
         let url = self.url(&["os-keypairs", name]).await?;
-        match self.send_empty(Method::DELETE, url, |r| r).await {
+        let result = retry_idempotent(
+            CLEANUP_RETRY,
+            |_| false,
+            || self.send_empty(Method::DELETE, url.clone(), |r| r),
+        )
+        .await;
+        match result {
             Ok(_) => Ok(true),
             Err(e) if e.is_not_found() => Ok(false),
             Err(e) => Err(e),
@@ -534,10 +544,18 @@ impl ComputeClient {
             })
     }
 
-    /// Ask Nova to delete the server; `Ok(false)` when it was already gone.
+    /// Ask Nova to delete the server; `Ok(false)` when it was already gone. Retried for up to
+    /// a minute on transient errors and on 409 (Nova refuses while a task such as a snapshot
+    /// upload finishes): cleanup must not give up on a server deletable a moment later.
     pub async fn delete_server(&self, id: &str) -> Result<bool, Error> {
         let url = self.url(&["servers", id]).await?;
-        match self.send_empty(Method::DELETE, url, |r| r).await {
+        let result = retry_idempotent(
+            Duration::from_secs(60),
+            |e| e.status() == Some(409),
+            || self.send_empty(Method::DELETE, url.clone(), |r| r),
+        )
+        .await;
+        match result {
             Ok(_) => Ok(true),
             Err(e) if e.is_not_found() => Ok(false),
             Err(e) => Err(e),

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::Error;
 use super::identity::Session;
-use super::wait::{wait_for, Poll, WaitOptions};
+use super::wait::{retry_idempotent, wait_for, Poll, WaitOptions};
 use crate::pipeline::Progress;
 
 const SERVICE: &str = "image";
@@ -594,10 +594,17 @@ impl ImageClient {
             .map(drop)
     }
 
-    /// Delete; `Ok(false)` when the image was already gone.
+    /// Delete; `Ok(false)` when the image was already gone. Retries transient errors for
+    /// up to 30 s (cleanup must not leak an image because Glance was busy).
     pub async fn delete(&self, id: &str) -> Result<bool, Error> {
         let url = self.session.url(SERVICE, &["v2", "images", id]).await?;
-        match self.session.send(Method::DELETE, url, |r| r).await {
+        let result = retry_idempotent(
+            Duration::from_secs(30),
+            |_| false,
+            || self.session.send(Method::DELETE, url.clone(), |r| r),
+        )
+        .await;
+        match result {
             Ok(_) => Ok(true),
             Err(e) if e.is_not_found() => Ok(false),
             Err(e) => Err(e),

@@ -2,6 +2,7 @@
 //! port, release).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::Method;
 use serde::Deserialize;
@@ -9,6 +10,7 @@ use serde_json::json;
 
 use super::error::Error;
 use super::identity::Session;
+use super::wait::retry_idempotent;
 
 const SERVICE: &str = "network";
 
@@ -123,13 +125,19 @@ impl NetworkClient {
         Ok(b.floatingip)
     }
 
-    /// Release a floating IP; `Ok(false)` when it was already gone.
+    /// Release a floating IP; `Ok(false)` when it was already gone. Retries transient errors.
     pub async fn release_floating_ip(&self, fip_id: &str) -> Result<bool, Error> {
         let url = self
             .session
             .url(SERVICE, &["v2.0", "floatingips", fip_id])
             .await?;
-        match self.session.send(Method::DELETE, url, |r| r).await {
+        let result = retry_idempotent(
+            Duration::from_secs(30),
+            |_| false,
+            || self.session.send(Method::DELETE, url.clone(), |r| r),
+        )
+        .await;
+        match result {
             Ok(_) => Ok(true),
             Err(e) if e.is_not_found() => Ok(false),
             Err(e) => Err(e),

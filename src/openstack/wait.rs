@@ -111,6 +111,33 @@ where
     result
 }
 
+/// Run an idempotent request (a DELETE) again while it fails with an error `retry` accepts
+/// (always: transient ones, see [`Error::is_transient`]), backing off with jitter, for at most
+/// `budget`. Cleanup uses this: a 5xx from a busy service must not leak a resource.
+pub async fn retry_idempotent<T, F, Fut>(
+    budget: Duration,
+    retry: impl Fn(&Error) -> bool,
+    mut op: F,
+) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    let deadline = Instant::now() + budget;
+    let mut pause = Duration::from_millis(200);
+    loop {
+        match op().await {
+            Err(e) if (e.is_transient() || retry(&e)) && Instant::now() < deadline => {
+                tracing::debug!("retrying after: {e}");
+                let jitter = rand::thread_rng().gen_range(0.8..1.2);
+                tokio::time::sleep(pause.mul_f64(jitter)).await;
+                pause = pause.mul_f64(1.5).min(Duration::from_secs(3));
+            }
+            other => return other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
