@@ -334,3 +334,106 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .build()
         .expect("runtime")
 }
+
+/// A temporary directory holding a spec and its scripts.
+pub struct SpecDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl SpecDir {
+    pub fn new() -> SpecDir {
+        SpecDir {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Write `rel` (a script or the spec) under the directory.
+    pub fn file(&self, rel: &str, content: &str) -> PathBuf {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    /// Write `spec.yaml` and load it.
+    pub fn load(&self, yaml: &str) -> forge::spec::Spec {
+        let p = self.file("spec.yaml", yaml);
+        forge::spec::load(&p, &[]).unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// Run the `forge` binary; returns (exit code, stdout, stderr).
+pub fn forge<I, S>(args: I) -> (i32, String, String)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = Command::new(env!("CARGO_BIN_EXE_forge"))
+        .args(args)
+        .env_remove("FORGE_SSH_KEY_PASSPHRASE")
+        .output()
+        .expect("run forge");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+impl TestHost {
+    /// The `forge check`/`reconcile` connection flags for `user` with the ed25519 key.
+    pub fn cli_flags(&self, user: &str) -> Vec<String> {
+        vec![
+            "--ssh".into(),
+            self.target(user),
+            "--key".into(),
+            Key::Ed25519.path().display().to_string(),
+            "--known-hosts".into(),
+            self.known_hosts().display().to_string(),
+            "--connect-timeout".into(),
+            "10".into(),
+        ]
+    }
+}
+
+/// Write a stand-in for every script of a corpus spec: in reconcile mode it records that it ran,
+/// in test-only mode it checks that record (a real spec's scripts are idempotent the same way).
+pub fn stand_in_scripts(root: &Path, names: &[&str]) {
+    for name in names {
+        let p = root.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let marker = format!("/var/lib/forge-standin/{}", name.replace('/', "__"));
+        std::fs::write(
+            &p,
+            format!(
+                "#!/bin/sh\nif [ \"$test_only\" = 1 ]; then test -e {marker}; exit; fi\n\
+                 mkdir -p /var/lib/forge-standin && touch {marker}\n"
+            ),
+        )
+        .unwrap();
+    }
+}
+
+/// The Spark plugin's spec from the Sahara corpus, and the scripts it names.
+pub fn spark_spec() -> (PathBuf, &'static [&'static str]) {
+    let spec = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/sahara/sahara-plugin-spark__sahara_plugin_spark__plugins__spark.yaml");
+    (
+        spec,
+        &[
+            "centos/wget_cdh_repo",
+            "ubuntu/wget_cdh_repo",
+            "common/install_spark",
+            "ubuntu/config_spark",
+            "common/install_extjs",
+            "centos/turn_off_services",
+            "ubuntu/turn_off_services",
+            "common/manipulate_s3",
+            "common/add_jar",
+        ],
+    )
+}
