@@ -374,3 +374,50 @@ fn forge_var_environment_variables_are_read() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_broken_spec_is_reported_at_its_own_location_with_the_template_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("t.pkr.hcl");
+    std::fs::write(
+        dir.path().join("image.yaml"),
+        "validators:\n  - package: wget\n  - bogus: x\n  - script: missing/script\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &p,
+        r#"source "image-file" "disk" {
+  path = "disk.qcow2"
+}
+build {
+  sources = ["source.image-file.disk"]
+  provisioner "validators" {
+    spec = "image.yaml"
+  }
+  provisioner "shell" {
+    script = "absent.sh"
+  }
+}
+"#,
+    )
+    .unwrap();
+    let out = forge(&["validate", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let h = headers(&out);
+    let spec = dir.path().join("image.yaml").display().to_string();
+    assert!(
+        h.iter()
+            .any(|l| l.starts_with(&format!("{spec}:3:5: error: ")) && l.contains("bogus")),
+        "{h:#?}"
+    );
+    assert!(
+        h.iter()
+            .any(|l| l.starts_with(&format!("{spec}:4:")) && l.contains("missing/script")),
+        "{h:#?}"
+    );
+    assert!(
+        h.iter()
+            .any(|l| l.contains("script") && l.contains("absent.sh")),
+        "the template's own problem is reported in the same run: {h:#?}"
+    );
+}

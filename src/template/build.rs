@@ -6,7 +6,7 @@ use hcl::edit::expr::{Expression, ObjectKey, TraversalOperator};
 use hcl::edit::structure::Block;
 
 use super::decode::{head_span, to_string, Reader};
-use super::diagnostics::{suggest, Diagnostics};
+use super::diagnostics::{suggest, Diagnostic, Diagnostics};
 use super::eval::{span_of, Scope};
 use super::model::{
     Argument, Build, PostProcessor, Provisioner, ShellProvisioner, SourceKind, SourceRef,
@@ -207,7 +207,7 @@ fn validators(r: &mut Reader, d: &mut Diagnostics) -> Option<ValidatorsProvision
         }
     };
     if let Some((p, a)) = &spec {
-        if let Err(msg) = check_spec(p) {
+        if let Err(msg) = check_spec(p, d) {
             d.push(r.scope.file.error(span_of(&a.value), msg));
         }
     }
@@ -265,12 +265,23 @@ fn sensitive_keys(scope: &Scope, e: &Expression) -> Option<Vec<String>> {
 
 /// Checks the spec a validators provisioner names. Only existence for now: the spec loader
 /// (`forge::spec::load`) is wired in here when the validator-language branch lands.
-fn check_spec(path: &std::path::Path) -> Result<(), String> {
-    if path.is_file() {
-        Ok(())
-    } else {
-        Err(format!("spec file {} does not exist", path.display()))
+/// The spec must exist (reported at the template's `spec =`) and load, with every script it
+/// names (its problems are reported where they are, in the spec file).
+fn check_spec(path: &std::path::Path, d: &mut Diagnostics) -> Result<(), String> {
+    if !path.is_file() {
+        return Err(format!("spec file {} does not exist", path.display()));
     }
+    if let Err(e) = crate::spec::load(path, &[]) {
+        for p in e.problems() {
+            let mut diag = Diagnostic::unlocated(p.file.display().to_string(), p.message.clone());
+            if let Some((line, column)) = p.position {
+                diag.line = Some(line);
+                diag.column = Some(column);
+            }
+            d.push(diag);
+        }
+    }
+    Ok(())
 }
 
 fn shell(r: &mut Reader, d: &mut Diagnostics) -> Option<ShellProvisioner> {
