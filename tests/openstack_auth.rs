@@ -4,7 +4,10 @@
 
 mod cloud;
 
+use std::panic::AssertUnwindSafe;
+
 use forge::openstack::{CloudConfig, ConfigEnv, Session};
+use futures::FutureExt;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -94,7 +97,8 @@ async fn application_credential_and_token_auth() {
         .unwrap()
         .to_string();
 
-    let result = async {
+    // Assertions run inside catch_unwind so the credential is deleted even when one fails.
+    let result = AssertUnwindSafe(async {
         let config = CloudConfig::load(
             None,
             &env(&[
@@ -129,7 +133,8 @@ async fn application_credential_and_token_auth() {
             text.contains("401") && !text.contains("do-not-echo"),
             "{text}"
         );
-    }
+    })
+    .catch_unwind()
     .await;
 
     let url = demo
@@ -140,7 +145,9 @@ async fn application_credential_and_token_auth() {
         .await
         .unwrap();
     demo.send(Method::DELETE, url, |r| r).await.unwrap();
-    result;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
 
     // Token auth: a token obtained outside forge, exchanged for a project-scoped one.
     let response = reqwest::Client::new()
