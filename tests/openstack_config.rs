@@ -26,6 +26,7 @@ clouds:
       application_credential_secret: beta-appcred-secret-value
     interface: internal
     verify: false
+    block_storage_endpoint_override: http://cinder.example:8776/v3
 ";
 
 const SECURE: &str = "\
@@ -85,6 +86,10 @@ fn clouds_and_secure_yaml_from_the_xdg_directory_merge() {
     assert_eq!(c.interface, Interface::Internal);
     assert!(c.insecure, "verify: false turns verification off");
     assert_eq!(c.auth_url, "https://beta.example/identity/v3");
+    assert_eq!(
+        c.endpoint_overrides.get("block-storage").map(String::as_str),
+        Some("http://cinder.example:8776/v3")
+    );
     assert!(!format!("{c:?}").contains("beta-appcred-secret-value"));
 }
 
