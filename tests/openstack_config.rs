@@ -87,7 +87,9 @@ fn clouds_and_secure_yaml_from_the_xdg_directory_merge() {
     assert!(c.insecure, "verify: false turns verification off");
     assert_eq!(c.auth_url, "https://beta.example/identity/v3");
     assert_eq!(
-        c.endpoint_overrides.get("block-storage").map(String::as_str),
+        c.endpoint_overrides
+            .get("block-storage")
+            .map(String::as_str),
         Some("http://cinder.example:8776/v3")
     );
     assert!(!format!("{c:?}").contains("beta-appcred-secret-value"));
