@@ -5,8 +5,9 @@
 //! The filter asks Glance for `status=active&member_status=accepted` plus the user's filters,
 //! newest first (`sort=created_at:desc,id:asc`) with `limit=2`: one request answers both "which
 //! image" and "was it the only one". More than one match is an error listing the candidates
-//! unless `most_recent = true`. `created_at` has one-second resolution, so the newest can tie:
-//! the tie is broken by the lowest id (Glance sorts it so) and reported.
+//! unless `most_recent = true`. `created_at` has one-second resolution on MySQL-backed clouds,
+//! so the newest can tie: the tie is broken by the lowest id (`id:asc` is Glance's second sort
+//! key) and reported.
 
 use std::collections::BTreeMap;
 
@@ -181,7 +182,9 @@ async fn pick(
         (Some(image), Some(next)) if most_recent => {
             let tie = (next.created_at == image.created_at).then(|| {
                 format!(
-                    "{} and {} (at least) share created_at {}; picked {} (lowest id)",
+                    "{} and {} (at least) both show created_at {}; picked {}, the first in \
+                     Glance's order created_at desc, id asc (a cloud that stores sub-second \
+                     times orders by those before the id)",
                     image.id,
                     next.id,
                     image.created_at.to_rfc3339(),

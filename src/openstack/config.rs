@@ -10,6 +10,9 @@
 //!    override single keys, as the CLI's `--os-*` options do. Without a cloud name they are the
 //!    whole configuration (an `openrc`).
 //!
+//! `<service>_endpoint_override: URL` (e.g. `network_endpoint_override`) replaces the catalog's
+//! endpoint for that service type.
+//!
 //! Auth types: `password` (`v3password`), `v3applicationcredential`
 //! (`application_credential`), `token` (`v3token`); when `auth_type` is absent it follows from
 //! the keys given. `verify: false`, `insecure: true` or `OS_INSECURE=true` turn TLS
@@ -231,6 +234,8 @@ pub struct CloudConfig {
     pub cacert: Option<PathBuf>,
     /// TLS verification off. The session warns when this is set.
     pub insecure: bool,
+    /// `<service>_endpoint_override` keys: service type → URL used instead of the catalog's.
+    pub endpoint_overrides: BTreeMap<String, String>,
 }
 
 /// One setting's value and where it came from.
@@ -579,6 +584,13 @@ fn build(name: &str, s: &BTreeMap<String, Setting>) -> Result<CloudConfig, Confi
     let verify_off = boolean("verify")? == Some(false);
     let insecure = boolean("insecure")?.unwrap_or(false) || verify_off;
     let cacert = get("cacert").map(PathBuf::from);
+    let endpoint_overrides = s
+        .iter()
+        .filter_map(|(k, v)| {
+            let service = k.strip_suffix("_endpoint_override")?;
+            Some((service.replace('_', "-"), v.value.clone()))
+        })
+        .collect();
 
     Ok(CloudConfig {
         name: name.to_string(),
@@ -589,6 +601,7 @@ fn build(name: &str, s: &BTreeMap<String, Setting>) -> Result<CloudConfig, Confi
         interface,
         cacert,
         insecure,
+        endpoint_overrides,
     })
 }
 

@@ -199,8 +199,12 @@ impl Session {
         })
     }
 
-    /// The catalog URL of `service_type` for this session's interface and region.
+    /// The URL of `service_type`: its `<service>_endpoint_override`, else the catalog's for
+    /// this session's interface and region.
     pub async fn endpoint(&self, service_type: &str) -> Result<String, Error> {
+        if let Some(url) = self.config.endpoint_overrides.get(service_type) {
+            return Ok(url.trim_end_matches('/').to_string());
+        }
         let token = self.token().await?;
         let interface = self.config.interface.as_str();
         let region = self.config.region.as_deref();
@@ -423,6 +427,7 @@ mod tests {
             interface: Interface::Public,
             cacert: None,
             insecure: false,
+            endpoint_overrides: Default::default(),
         }
     }
 
