@@ -68,7 +68,12 @@ impl Step<BuildState> for FloatingIpStep {
         state
             .floating_ip
             .iter()
-            .map(|f| format!("floating IP {}: openstack floating ip delete {}", f.floating_ip_address, f.id))
+            .map(|f| {
+                format!(
+                    "floating IP {}: openstack floating ip delete {}",
+                    f.floating_ip_address, f.id
+                )
+            })
             .collect()
     }
 }

@@ -73,7 +73,9 @@ impl Step<BuildState> for KeypairStep {
             .create_keypair(&name, &public)
             .await
             .with_context(|| format!("registering keypair {name}"))?;
-        state.journal.created(self.name(), "keypair", &name, &name)?;
+        state
+            .journal
+            .created(self.name(), "keypair", &name, &name)?;
         cx.progress
             .println(&format!("    temporary keypair: {name}"));
         Ok(())
@@ -95,10 +97,9 @@ impl Step<BuildState> for KeypairStep {
 
     fn leftovers(&self, state: &BuildState) -> Vec<String> {
         match &state.keypair {
-            Some(k) if k.temporary => vec![format!(
-                "keypair {0}: openstack keypair delete {0}",
-                k.name
-            )],
+            Some(k) if k.temporary => {
+                vec![format!("keypair {0}: openstack keypair delete {0}", k.name)]
+            }
             _ => Vec::new(),
         }
     }

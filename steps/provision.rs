@@ -24,7 +24,10 @@ pub enum Provisioner {
         test_only: bool,
     },
     Inline(Vec<String>),
-    Script { path: PathBuf, content: Vec<u8> },
+    Script {
+        path: PathBuf,
+        content: Vec<u8>,
+    },
 }
 
 pub struct ProvisionStep {
@@ -40,10 +43,7 @@ impl Step<BuildState> for ProvisionStep {
     }
 
     async fn run(&mut self, state: &mut BuildState, cx: &StepContext) -> anyhow::Result<()> {
-        let ssh = state
-            .ssh
-            .clone()
-            .ok_or_else(|| anyhow!("no SSH session"))?;
+        let ssh = state.ssh.clone().ok_or_else(|| anyhow!("no SSH session"))?;
         let remote: &dyn Remote = ssh.as_ref();
         for p in &self.provisioners {
             match p {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context};
 use async_trait::async_trait;
 
-use crate::openstack::compute::{ComputeClient, NewServer, Networks, Server};
+use crate::openstack::compute::{ComputeClient, Networks, NewServer, Server};
 use crate::openstack::wait::WaitOptions;
 use crate::pipeline::{Step, StepContext};
 use crate::steps::BuildState;

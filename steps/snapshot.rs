@@ -60,8 +60,8 @@ impl Step<BuildState> for SnapshotStep {
         Ok(())
     }
 
-    async fn cleanup(&mut self, state: &mut BuildState, _cx: &StepContext) -> anyhow::Result<()> {
-        if _cx.build_succeeded {
+    async fn cleanup(&mut self, state: &mut BuildState, cx: &StepContext) -> anyhow::Result<()> {
+        if cx.build_succeeded {
             return Ok(());
         }
         let Some(id) = state.snapshot_id.clone() else {

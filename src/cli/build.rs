@@ -121,14 +121,20 @@ async fn build_one(
     let provisioners = match load_provisioners(build, &args.resource_roots) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("forge build: {label}: {}", template.redact(&format!("{e:#}")));
+            eprintln!(
+                "forge build: {label}: {}",
+                template.redact(&format!("{e:#}"))
+            );
             return 1;
         }
     };
     let clients = match connect(&src.auth).await {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("forge build: {label}: {}", template.redact(&format!("{e:#}")));
+            eprintln!(
+                "forge build: {label}: {}",
+                template.redact(&format!("{e:#}"))
+            );
             return 1;
         }
     };
@@ -197,10 +203,7 @@ async fn build_one(
 }
 
 /// Load every spec and read every script the build's provisioners name.
-fn load_provisioners(
-    build: &Build,
-    roots: &[PathBuf],
-) -> anyhow::Result<Vec<Provisioner>> {
+fn load_provisioners(build: &Build, roots: &[PathBuf]) -> anyhow::Result<Vec<Provisioner>> {
     let mut out = Vec::new();
     for p in &build.provisioners {
         out.push(match p {
@@ -250,7 +253,10 @@ async fn connect(auth: &Auth) -> anyhow::Result<Clients> {
     set("OS_PASSWORD", auth.password.as_ref().map(|s| s.expose()));
     set("OS_USER_DOMAIN_NAME", auth.user_domain_name.as_deref());
     set("OS_PROJECT_NAME", auth.project_name.as_deref());
-    set("OS_PROJECT_DOMAIN_NAME", auth.project_domain_name.as_deref());
+    set(
+        "OS_PROJECT_DOMAIN_NAME",
+        auth.project_domain_name.as_deref(),
+    );
     set(
         "OS_APPLICATION_CREDENTIAL_ID",
         auth.application_credential_id.as_deref(),
@@ -283,11 +289,7 @@ async fn connect(auth: &Auth) -> anyhow::Result<Clients> {
 /// Print how the build ended, the failed cleanups and (with `--on-error=abort`) the leftovers.
 fn summarize(label: &str, report: &Report, template: &Template) {
     let outcome = template.redact(&report.outcome.to_string());
-    if report.outcome.is_success() {
-        eprintln!("==> {label}: {outcome}");
-    } else {
-        eprintln!("==> {label}: {outcome}");
-    }
+    eprintln!("==> {label}: {outcome}");
     for c in &report.cleanups {
         if let Some(e) = &c.error {
             eprintln!(
