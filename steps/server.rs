@@ -13,6 +13,9 @@ use crate::openstack::wait::WaitOptions;
 use crate::pipeline::{Step, StepContext};
 use crate::steps::BuildState;
 
+/// How often cleanup asks Nova to delete the server before giving up.
+const DELETE_ATTEMPTS: u32 = 3;
+
 pub struct BootServerStep {
     pub compute: ComputeClient,
     /// Network ids; empty means `none` (no network).
@@ -82,22 +85,41 @@ impl Step<BuildState> for BootServerStep {
         let Some(id) = state.server_id.clone() else {
             return Ok(());
         };
-        self.compute
-            .delete_server(&id)
-            .await
-            .with_context(|| format!("deleting server {id}"))?;
-        self.compute
-            .wait_deleted(
-                &id,
-                WaitOptions::with_timeout(self.timeout),
-                &cx.cancel,
-                &cx.progress,
-            )
-            .await
-            .with_context(|| format!("waiting for server {id} to go away"))?;
-        state.journal.deleted("server", &id)?;
-        state.server_id = None;
-        Ok(())
+        // A deletion can end in ERROR for reasons on the cloud's side (a busy database, a
+        // compute node hiccup); Nova accepts a new delete of an ERROR server, so try again
+        // a few times before reporting a leak.
+        let mut last = None;
+        for attempt in 1..=DELETE_ATTEMPTS {
+            let result = async {
+                self.compute
+                    .delete_server(&id)
+                    .await
+                    .with_context(|| format!("deleting server {id}"))?;
+                self.compute
+                    .wait_deleted(
+                        &id,
+                        WaitOptions::with_timeout(self.timeout),
+                        &cx.cancel,
+                        &cx.progress,
+                    )
+                    .await
+                    .with_context(|| format!("waiting for server {id} to go away"))
+            }
+            .await;
+            match result {
+                Ok(()) => {
+                    state.journal.deleted("server", &id)?;
+                    state.server_id = None;
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::warn!("deleting server {id}, attempt {attempt}: {e:#}");
+                    last = Some(e);
+                    tokio::time::sleep(Duration::from_millis(500 * attempt as u64)).await;
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow!("deleting server {id} failed")))
     }
 
     fn leftovers(&self, state: &BuildState) -> Vec<String> {

@@ -577,8 +577,9 @@ impl ComputeClient {
             progress,
             || async {
                 match self.get_server(id).await {
+                    // Only a 404 means gone: a server whose status reads DELETED is still
+                    // listed (and counted against quotas) until Nova destroys its record.
                     Err(e) if e.is_not_found() => Ok(Poll::Done(())),
-                    Ok(s) if s.status == "DELETED" => Ok(Poll::Done(())),
                     Ok(s) if s.status == "ERROR" && s.task_state.is_none() => {
                         Ok(Poll::Failed(format!("deletion failed: {}", s.fault_text())))
                     }
