@@ -20,7 +20,7 @@ use reqwest::Method;
 struct Fault {
     step: &'static str,
     fault: &'static str,
-    change: fn(&mut Knobs),
+    change: Change,
     env: &'static [(&'static str, &'static str)],
 }
 
@@ -84,7 +84,10 @@ fn faults() -> Vec<Fault> {
 }
 
 /// Steps interrupted with SIGINT, and how to slow the build so the signal lands in them.
-fn interrupts() -> Vec<(&'static str, fn(&mut Knobs))> {
+/// How a cell changes the good template.
+type Change = fn(&mut Knobs);
+
+fn interrupts() -> Vec<(&'static str, Change)> {
     vec![
         ("source image", |_| {}),
         ("flavor", |_| {}),
