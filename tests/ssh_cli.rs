@@ -122,8 +122,15 @@ validators:
         .into_iter()
         .filter(|c| !(c == "+ /tmp" || c.starts_with("~ /tmp (")))
         .collect();
-    assert_eq!(changes, Vec::<String>::new(), "test-only mode changed the host");
-    assert!(std::fs::read_dir(host.root().join("tmp")).unwrap().next().is_none());
+    assert_eq!(
+        changes,
+        Vec::<String>::new(),
+        "test-only mode changed the host"
+    );
+    assert!(std::fs::read_dir(host.root().join("tmp"))
+        .unwrap()
+        .next()
+        .is_none());
     assert!(!host.installed("hello") && !host.installed("sl"));
 
     // After a reconcile the same check passes, and still changes nothing.
@@ -131,7 +138,9 @@ validators:
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     let reconciled = after.diff(&host.snapshot());
     assert!(
-        reconciled.iter().any(|c| c.contains("/var/lib/dpkg/status")),
+        reconciled
+            .iter()
+            .any(|c| c.contains("/var/lib/dpkg/status")),
         "the snapshot sees what reconcile changed: {reconciled:?}"
     );
     let before = host.snapshot();
@@ -181,14 +190,35 @@ fn connection_problems_are_one_clear_line_and_exit_2() {
     args[i + 1] = known.display().to_string();
     let (code, _, err) = forge(cmd("check", args.clone()));
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("is not in") && err.contains("--accept-new"), "{err}");
+    assert!(
+        err.contains("is not in") && err.contains("--accept-new"),
+        "{err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     args.push("--accept-new".into());
     let (code, out, err) = forge(cmd("check", args));
     assert_eq!(code, 1, "hello is not installed: {out}{err}");
-    assert!(std::fs::read_to_string(&known).unwrap().contains(&host.addr));
+    assert!(std::fs::read_to_string(&known)
+        .unwrap()
+        .contains(&host.addr));
 
-    // Wrong key.
+    // A valid key the host does not authorize.
+    let stranger = d.path().join("stranger");
+    assert!(std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&stranger)
+        .status()
+        .unwrap()
+        .success());
+    let mut args = flags(&host, "root", &spec);
+    let i = args.iter().position(|a| a == "--key").unwrap();
+    args[i + 1] = stranger.display().to_string();
+    let (code, _, err) = forge(cmd("check", args));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the server refused the key"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    // Not a key at all.
     let mut args = flags(&host, "root", &spec);
     let i = args.iter().position(|a| a == "--key").unwrap();
     args[i + 1] = d.file("bogus", "not a key\n").display().to_string();
@@ -205,7 +235,10 @@ fn connection_problems_are_one_clear_line_and_exit_2() {
     let started = Instant::now();
     let (code, _, err) = forge(cmd("check", args));
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("cannot reach") && err.contains("within 2 s"), "{err}");
+    assert!(
+        err.contains("cannot reach") && err.contains("within 2 s"),
+        "{err}"
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
@@ -248,7 +281,12 @@ fn usage_spec_and_argument_errors_exit_2_before_connecting() {
     assert!(err.contains("expected one of openjdk, oracle"), "{err}");
 
     let mut args = base(&spec);
-    args.extend(["--arg".into(), "java=openjdk".into(), "--arg".into(), "jvm=1".into()]);
+    args.extend([
+        "--arg".into(),
+        "java=openjdk".into(),
+        "--arg".into(),
+        "jvm=1".into(),
+    ]);
     let (code, _, err) = forge(args);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("unknown argument `jvm`"), "{err}");
@@ -257,7 +295,10 @@ fn usage_spec_and_argument_errors_exit_2_before_connecting() {
     let bad = d.file("bad.yaml", "validators:\n  - pakage: hello\n");
     let (code, _, err) = forge(base(&bad));
     assert_eq!(code, 2, "{err}");
-    assert!(err.starts_with(&format!("{}:2:5: error:", bad.display())), "{err}");
+    assert!(
+        err.starts_with(&format!("{}:2:5: error:", bad.display())),
+        "{err}"
+    );
 
     // Usage errors from clap.
     let mut args = base(&spec);
@@ -266,7 +307,10 @@ fn usage_spec_and_argument_errors_exit_2_before_connecting() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("invalid SSH target"), "{err}");
 
-    assert!(started.elapsed() < Duration::from_secs(20), "something waited for the network");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "something waited for the network"
+    );
 }
 
 #[test]
@@ -274,7 +318,10 @@ fn interrupt_cancels_a_running_reconcile() {
     let host = host_or_skip!("interrupt_cancels_a_running_reconcile");
     host.add_user("builder", true);
     let d = SpecDir::new();
-    d.file("slow", "#!/bin/sh\necho $$ > /root/slow.pid\nexec sleep 60\n");
+    d.file(
+        "slow",
+        "#!/bin/sh\necho $$ > /root/slow.pid\nexec sleep 60\n",
+    );
     let spec = d.file("spec.yaml", "validators:\n  - script: slow\n");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_forge"))
         .arg("reconcile")
@@ -286,7 +333,10 @@ fn interrupt_cancels_a_running_reconcile() {
     // Wait until the script runs on the host.
     let started = Instant::now();
     while host.read("/root/slow.pid").is_none() {
-        assert!(started.elapsed() < Duration::from_secs(15), "the script never started");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the script never started"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let st = std::process::Command::new("kill")
@@ -299,11 +349,19 @@ fn interrupt_cancels_a_running_reconcile() {
         if let Some(st) = child.try_wait().unwrap() {
             break st;
         }
-        assert!(interrupted.elapsed() < Duration::from_secs(10), "forge did not stop");
+        assert!(
+            interrupted.elapsed() < Duration::from_secs(10),
+            "forge did not stop"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let out = child.wait_with_output().unwrap();
-    assert_eq!(status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("cancelled"));
 }
 
@@ -334,11 +392,20 @@ fn corpus_spark_spec_in_test_only_mode() {
         .into_iter()
         .filter(|c| !(c == "+ /tmp" || c.starts_with("~ /tmp (")))
         .collect();
-    assert_eq!(changes, Vec::<String>::new(), "test-only mode changed the host");
+    assert_eq!(
+        changes,
+        Vec::<String>::new(),
+        "test-only mode changed the host"
+    );
 
     let (code, out, err) = forge(cmd("reconcile", args.clone()));
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
-    for p in ["openjdk-8-jdk", "ntp", "hadoop-hdfs-namenode", "hadoop-hdfs-datanode"] {
+    for p in [
+        "openjdk-8-jdk",
+        "ntp",
+        "hadoop-hdfs-namenode",
+        "hadoop-hdfs-datanode",
+    ] {
         assert!(host.installed(p), "{p}");
     }
     let (code, out, err) = forge(cmd("check", args));
@@ -349,7 +416,10 @@ fn corpus_spark_spec_in_test_only_mode() {
 fn rsa_and_passphrase_keys_work_from_the_cli() {
     let host = host_or_skip!("rsa_and_passphrase_keys_work_from_the_cli");
     let d = SpecDir::new();
-    let spec = d.file("spec.yaml", "validators:\n  - script:\n      ok:\n        inline: 'true'\n");
+    let spec = d.file(
+        "spec.yaml",
+        "validators:\n  - script:\n      ok:\n        inline: 'true'\n",
+    );
     let mut args = flags(&host, "root", &spec);
     let i = args.iter().position(|a| a == "--key").unwrap();
     args[i + 1] = Key::Rsa.path().display().to_string();
@@ -365,5 +435,10 @@ fn rsa_and_passphrase_keys_work_from_the_cli() {
         .env("FORGE_SSH_KEY_PASSPHRASE", hosts::KEY_PASSPHRASE)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -37,8 +37,11 @@ fn run_spec(
 }
 
 fn text(host: &TestHost, path: &str) -> String {
-    String::from_utf8(host.read(path).unwrap_or_else(|| panic!("{path} missing on the host")))
-        .unwrap()
+    String::from_utf8(
+        host.read(path)
+            .unwrap_or_else(|| panic!("{path} missing on the host")),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -113,8 +116,14 @@ validators:
     assert!(!host.installed("hello"));
     let (r, commands) = run_spec(&host, &spec, &[], Mode::Reconcile, None);
     let report = r.unwrap_or_else(|e| panic!("{e}"));
-    assert!(host.installed("hello"), "package installed from the local repo");
-    assert_eq!(host.read("/tmp/helper.sh").unwrap(), b"helper() { echo helped; }\n");
+    assert!(
+        host.installed("hello"),
+        "package installed from the local repo"
+    );
+    assert_eq!(
+        host.read("/tmp/helper.sh").unwrap(),
+        b"helper() { echo helped; }\n"
+    );
     assert_eq!(text(&host, "/root/helper-out"), "helped\n");
     assert_eq!(
         text(&host, "/root/record"),
@@ -123,7 +132,10 @@ validators:
     assert!(host.read("/root/fancy").is_none());
     assert!(host.read("/root/wrong-case").is_none());
     assert!(host.read("/root/debian-case").is_some());
-    assert!(host.read("/root/second-match").is_none(), "os_case: first match only");
+    assert!(
+        host.read("/root/second-match").is_none(),
+        "os_case: first match only"
+    );
     assert_eq!(text(&host, "/root/all"), "a\nb\n");
     assert!(host.read("/root/any-ok").is_some());
     assert_eq!(report.arguments["what"], "from-argument-set");
@@ -202,7 +214,10 @@ fn any_reconciles_the_second_alternative_only_after_pass_one_fails() {
     let Err(RunError::Validation { failures }) = r else {
         panic!("expected a validation failure, got {r:?}");
     };
-    assert!(failures.iter().any(|f| f.validator == "any"), "{failures:?}");
+    assert!(
+        failures.iter().any(|f| f.validator == "any"),
+        "{failures:?}"
+    );
     assert_eq!(
         text(&host, "/root/any.log"),
         "first test_only=1\nsecond test_only=1\n"
@@ -244,7 +259,10 @@ validators:
     // Trailing newlines of the output are stripped; variables not listed are not exported.
     let expected = format!("set by the spec|made on {}|unset", host.name);
     assert_eq!(text(&host, "/root/flow"), expected);
-    assert_eq!(report.arguments["produced"], format!("made on {}", host.name));
+    assert_eq!(
+        report.arguments["produced"],
+        format!("made on {}", host.name)
+    );
 }
 
 #[test]
@@ -275,7 +293,10 @@ fn scripts_run_under_their_own_shebang_or_bash() {
 fn failed_script_reports_its_location_and_output() {
     let host = host_or_skip!("failed_script_reports_its_location_and_output");
     let d = SpecDir::new();
-    d.file("broken", "#!/bin/sh\necho 'something went wrong' >&2\nexit 42\n");
+    d.file(
+        "broken",
+        "#!/bin/sh\necho 'something went wrong' >&2\nexit 42\n",
+    );
     let spec = d.load("validators:\n  - script: broken\n");
     let (r, _) = run_spec(&host, &spec, &[], Mode::Reconcile, None);
     let Err(RunError::Validation { failures }) = r else {

@@ -193,7 +193,9 @@ fn collect_args(pairs: &[(String, String)]) -> Result<BTreeMap<String, String>, 
     let mut map = BTreeMap::new();
     for (name, value) in pairs {
         if map.insert(name.clone(), value.clone()).is_some() {
-            return Err(Outcome::Usage(format!("--arg {name} is given more than once")));
+            return Err(Outcome::Usage(format!(
+                "--arg {name} is given more than once"
+            )));
         }
     }
     Ok(map)
@@ -230,14 +232,12 @@ fn check_arguments(spec: &Spec, values: &BTreeMap<String, String>) -> Result<(),
                 a.name,
                 a.name
             )),
-            Some(v) if !a.choices.is_empty() && !a.choices.contains(v) => {
-                problems.push(format!(
-                    "{}: value {v:?} for argument `{}` is not allowed: expected one of {}",
-                    spec.path().display(),
-                    a.name,
-                    a.choices.join(", ")
-                ))
-            }
+            Some(v) if !a.choices.is_empty() && !a.choices.contains(v) => problems.push(format!(
+                "{}: value {v:?} for argument `{}` is not allowed: expected one of {}",
+                spec.path().display(),
+                a.name,
+                a.choices.join(", ")
+            )),
             _ => {}
         }
     }

@@ -214,12 +214,13 @@ impl From<SshError> for RemoteError {
     fn from(e: SshError) -> RemoteError {
         match e {
             SshError::Cancelled => RemoteError::Cancelled,
-            SshError::Timeout { ref target, .. } => RemoteError::Unreachable {
-                target: target.clone(),
-                reason: e.to_string(),
+            SshError::Timeout { target, secs, last } => RemoteError::Unreachable {
+                target,
+                reason: format!("no connection within {secs} s: {last}"),
             },
+            // The message already names the host or the file; Transport only adds a prefix.
             other => RemoteError::Transport {
-                target: String::new(),
+                target: "ssh".into(),
                 reason: other.to_string(),
             },
         }

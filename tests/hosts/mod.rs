@@ -420,8 +420,9 @@ pub fn stand_in_scripts(root: &Path, names: &[&str]) {
 
 /// The Spark plugin's spec from the Sahara corpus, and the scripts it names.
 pub fn spark_spec() -> (PathBuf, &'static [&'static str]) {
-    let spec = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/sahara/sahara-plugin-spark__sahara_plugin_spark__plugins__spark.yaml");
+    let spec = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(
+        "tests/fixtures/sahara/sahara-plugin-spark__sahara_plugin_spark__plugins__spark.yaml",
+    );
     (
         spec,
         &[
