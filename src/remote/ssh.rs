@@ -354,6 +354,7 @@ impl SshRemote {
         let config = Arc::new(client::Config {
             nodelay: true,
             keepalive_interval: Some(Duration::from_secs(15)),
+            preferred: host_key_preference(opts),
             ..Default::default()
         });
         let deadline = Instant::now() + opts.connect_timeout;
@@ -647,6 +648,46 @@ fn signal_number(sig: &Sig) -> i32 {
         Sig::ALRM => 14,
         Sig::TERM => 15,
         _ => 0,
+    }
+}
+
+/// Ask for the host-key algorithms already recorded for this host first, as OpenSSH does:
+/// otherwise a host recorded with, say, only its ECDSA key would present its ed25519 key and be
+/// refused as unknown. Unreadable files are reported later, by the host-key check itself.
+fn host_key_preference(opts: &SshOptions) -> russh::Preferred {
+    use russh::keys::known_hosts::known_host_keys_path;
+    use russh::keys::Algorithm;
+    let default = russh::Preferred::default();
+    let known = known_host_keys_path(&opts.target.host, opts.target.port, &opts.known_hosts)
+        .unwrap_or_default();
+    let mut first: Vec<Algorithm> = Vec::new();
+    for (_, key) in &known {
+        let algs = match key.algorithm() {
+            // A recorded RSA key can sign with SHA-2 (the server offers what it allows).
+            Algorithm::Rsa { .. } => vec![
+                Algorithm::Rsa {
+                    hash: Some(HashAlg::Sha512),
+                },
+                Algorithm::Rsa {
+                    hash: Some(HashAlg::Sha256),
+                },
+            ],
+            other => vec![other],
+        };
+        for a in algs {
+            if !first.contains(&a) {
+                first.push(a);
+            }
+        }
+    }
+    if first.is_empty() {
+        return default;
+    }
+    let rest = default.key.iter().filter(|a| !first.contains(a)).cloned();
+    let key: Vec<Algorithm> = first.iter().cloned().chain(rest).collect();
+    russh::Preferred {
+        key: key.into(),
+        ..default
     }
 }
 
