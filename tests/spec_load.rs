@@ -780,3 +780,22 @@ fn spec_args_marks_required_and_exits_2_on_spec_errors() {
         "{stderr}"
     );
 }
+
+#[test]
+fn tags_and_aliases_work_as_in_pyyaml() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.yaml");
+    std::fs::write(
+        &path,
+        "validators:\n  - &pk\n    package: {java: {version: !!str 8}}\n  - *pk\n",
+    )
+    .unwrap();
+    let spec = spec::load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(spec.validators().len(), 2);
+    for v in spec.validators() {
+        let ValidatorKind::Package(p) = &v.kind else {
+            panic!("expected packages")
+        };
+        assert_eq!(p[0].version.as_deref(), Some("8"));
+    }
+}
