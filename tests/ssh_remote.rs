@@ -421,3 +421,28 @@ fn host_recorded_only_by_another_key_type_is_checked_on_that_type() {
         assert!(r.run("true").await.unwrap().success());
     });
 }
+
+#[test]
+fn command_leaving_a_background_process_on_its_output_returns() {
+    let host = host_or_skip!("command_leaving_a_background_process_on_its_output_returns");
+    hosts::runtime().block_on(async {
+        let r = connect(&host, "root", Key::Ed25519).await;
+        // The background sleep keeps the channel's stdout open after the shell exits.
+        let started = Instant::now();
+        let out = r
+            .run("echo $$ > /tmp/bg.pid; sleep 30 & echo started; exit 4")
+            .await
+            .unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!((out.status, out.stdout_lossy().as_str()), (4, "started\n"));
+        // The background process was left alone (the command wanted it).
+        let out = r.run("pgrep -x sleep >/dev/null").await.unwrap();
+        assert!(out.success(), "the background process was killed");
+        // The session is still usable.
+        assert!(r.run("true").await.unwrap().success());
+    });
+}

@@ -541,20 +541,26 @@ impl SshRemote {
         // remote command.
         let mut guard = ChannelGuard(Some(write));
         let write = guard.half();
-        write
-            .exec(true, self.wrap(cmd))
-            .await
-            .map_err(|e| transport(format!("cannot start the command: {e}")))?;
-        if let Some(data) = stdin {
+        let send = async {
             write
-                .data_bytes(bytes::Bytes::copy_from_slice(data))
+                .exec(true, self.wrap(cmd))
                 .await
-                .map_err(|e| transport(format!("cannot send the command's input: {e}")))?;
+                .map_err(|e| transport(format!("cannot start the command: {e}")))?;
+            if let Some(data) = stdin {
+                write
+                    .data_bytes(bytes::Bytes::copy_from_slice(data))
+                    .await
+                    .map_err(|e| transport(format!("cannot send the command's input: {e}")))?;
+            }
+            write
+                .eof()
+                .await
+                .map_err(|e| transport(format!("cannot close the command's input: {e}")))
+        };
+        tokio::select! {
+            _ = self.cancel.cancelled() => return Err(RemoteError::Cancelled),
+            r = send => r?,
         }
-        write
-            .eof()
-            .await
-            .map_err(|e| transport(format!("cannot close the command's input: {e}")))?;
 
         let mut out = CommandOutput::default();
         let mut status = None;
@@ -562,6 +568,17 @@ impl SshRemote {
             let msg = tokio::select! {
                 _ = self.cancel.cancelled() => return Err(RemoteError::Cancelled),
                 m = read.wait() => m,
+                // The command exited but the channel stays open: a background process it started
+                // still holds its stdout/stderr (`service x start` without redirection). OpenSSH's
+                // client would hang; close the channel instead, without signalling the process.
+                _ = tokio::time::sleep(OUTPUT_LINGER), if status.is_some() => {
+                    tracing::debug!(
+                        "{}: command exited but its output stays open (a background process?); closing the channel",
+                        self.target
+                    );
+                    let _ = write.close().await;
+                    break;
+                }
             };
             match msg {
                 Some(ChannelMsg::Data { data }) => out.stdout.extend_from_slice(&data),
@@ -602,6 +619,9 @@ impl SshRemote {
         Ok(out)
     }
 }
+
+/// How long to wait for the rest of a command's output after it exited (see [`SshRemote::exec`]).
+const OUTPUT_LINGER: Duration = Duration::from_secs(2);
 
 /// Stops a remote command whose future is dropped before it finished: SIGTERM (OpenSSH honours
 /// `signal` requests) then close the channel. Hand-written because russh channels do nothing on
