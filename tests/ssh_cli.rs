@@ -202,7 +202,23 @@ fn connection_problems_are_one_clear_line_and_exit_2() {
         .unwrap()
         .contains(&host.addr));
 
-    // Wrong key.
+    // A valid key the host does not authorize.
+    let stranger = d.path().join("stranger");
+    assert!(std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&stranger)
+        .status()
+        .unwrap()
+        .success());
+    let mut args = flags(&host, "root", &spec);
+    let i = args.iter().position(|a| a == "--key").unwrap();
+    args[i + 1] = stranger.display().to_string();
+    let (code, _, err) = forge(cmd("check", args));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the server refused the key"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    // Not a key at all.
     let mut args = flags(&host, "root", &spec);
     let i = args.iter().position(|a| a == "--key").unwrap();
     args[i + 1] = d.file("bogus", "not a key\n").display().to_string();

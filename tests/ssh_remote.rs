@@ -385,3 +385,64 @@ fn distro_is_the_unquoted_os_release_id() {
         assert_eq!(r.distro().await.unwrap(), "rocky");
     });
 }
+
+#[test]
+fn host_recorded_only_by_another_key_type_is_checked_on_that_type() {
+    let host = host_or_skip!("host_recorded_only_by_another_key_type_is_checked_on_that_type");
+    hosts::runtime().block_on(async {
+        // Give the host a second host key (ECDSA) besides its ed25519 one.
+        let r = connect(&host, "root", Key::Ed25519).await;
+        let out = r
+            .run(
+                "ssh-keygen -q -t ecdsa -N '' -f /etc/ssh/ssh_host_ecdsa_key && \
+                 echo 'HostKey /etc/ssh/ssh_host_ecdsa_key' >> /etc/ssh/sshd_config.d/test-host.conf && \
+                 kill -HUP \"$(cat /run/sshd.pid)\"",
+            )
+            .await
+            .unwrap();
+        assert!(out.success(), "{}", out.stderr_lossy());
+    });
+    // A known_hosts that only knows the ECDSA key: forge must ask for that key type.
+    let ecdsa = String::from_utf8(host.read("/etc/ssh/ssh_host_ecdsa_key.pub").unwrap()).unwrap();
+    let fields: Vec<&str> = ecdsa.split_whitespace().collect();
+    let dir = tempfile::tempdir().unwrap();
+    let known = dir.path().join("known_hosts");
+    std::fs::write(
+        &known,
+        format!("{} {} {}\n", host.addr, fields[0], fields[1]),
+    )
+    .unwrap();
+    hosts::runtime().block_on(async {
+        let mut opts = host.ssh_options("root", Key::Ed25519);
+        opts.known_hosts = known;
+        let r = SshRemote::connect(&opts, &CancellationToken::new())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(r.run("true").await.unwrap().success());
+    });
+}
+
+#[test]
+fn command_leaving_a_background_process_on_its_output_returns() {
+    let host = host_or_skip!("command_leaving_a_background_process_on_its_output_returns");
+    hosts::runtime().block_on(async {
+        let r = connect(&host, "root", Key::Ed25519).await;
+        // The background sleep keeps the channel's stdout open after the shell exits.
+        let started = Instant::now();
+        let out = r
+            .run("echo $$ > /tmp/bg.pid; sleep 30 & echo started; exit 4")
+            .await
+            .unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!((out.status, out.stdout_lossy().as_str()), (4, "started\n"));
+        // The background process was left alone (the command wanted it).
+        let out = r.run("pgrep -x sleep >/dev/null").await.unwrap();
+        assert!(out.success(), "the background process was killed");
+        // The session is still usable.
+        assert!(r.run("true").await.unwrap().success());
+    });
+}

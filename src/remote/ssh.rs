@@ -214,12 +214,13 @@ impl From<SshError> for RemoteError {
     fn from(e: SshError) -> RemoteError {
         match e {
             SshError::Cancelled => RemoteError::Cancelled,
-            SshError::Timeout { ref target, .. } => RemoteError::Unreachable {
-                target: target.clone(),
-                reason: e.to_string(),
+            SshError::Timeout { target, secs, last } => RemoteError::Unreachable {
+                target,
+                reason: format!("no connection within {secs} s: {last}"),
             },
+            // The message already names the host or the file; Transport only adds a prefix.
             other => RemoteError::Transport {
-                target: String::new(),
+                target: "ssh".into(),
                 reason: other.to_string(),
             },
         }
@@ -353,6 +354,7 @@ impl SshRemote {
         let config = Arc::new(client::Config {
             nodelay: true,
             keepalive_interval: Some(Duration::from_secs(15)),
+            preferred: host_key_preference(opts),
             ..Default::default()
         });
         let deadline = Instant::now() + opts.connect_timeout;
@@ -539,20 +541,26 @@ impl SshRemote {
         // remote command.
         let mut guard = ChannelGuard(Some(write));
         let write = guard.half();
-        write
-            .exec(true, self.wrap(cmd))
-            .await
-            .map_err(|e| transport(format!("cannot start the command: {e}")))?;
-        if let Some(data) = stdin {
+        let send = async {
             write
-                .data_bytes(bytes::Bytes::copy_from_slice(data))
+                .exec(true, self.wrap(cmd))
                 .await
-                .map_err(|e| transport(format!("cannot send the command's input: {e}")))?;
+                .map_err(|e| transport(format!("cannot start the command: {e}")))?;
+            if let Some(data) = stdin {
+                write
+                    .data_bytes(bytes::Bytes::copy_from_slice(data))
+                    .await
+                    .map_err(|e| transport(format!("cannot send the command's input: {e}")))?;
+            }
+            write
+                .eof()
+                .await
+                .map_err(|e| transport(format!("cannot close the command's input: {e}")))
+        };
+        tokio::select! {
+            _ = self.cancel.cancelled() => return Err(RemoteError::Cancelled),
+            r = send => r?,
         }
-        write
-            .eof()
-            .await
-            .map_err(|e| transport(format!("cannot close the command's input: {e}")))?;
 
         let mut out = CommandOutput::default();
         let mut status = None;
@@ -560,6 +568,17 @@ impl SshRemote {
             let msg = tokio::select! {
                 _ = self.cancel.cancelled() => return Err(RemoteError::Cancelled),
                 m = read.wait() => m,
+                // The command exited but the channel stays open: a background process it started
+                // still holds its stdout/stderr (`service x start` without redirection). OpenSSH's
+                // client would hang; close the channel instead, without signalling the process.
+                _ = tokio::time::sleep(OUTPUT_LINGER), if status.is_some() => {
+                    tracing::debug!(
+                        "{}: command exited but its output stays open (a background process?); closing the channel",
+                        self.target
+                    );
+                    let _ = write.close().await;
+                    break;
+                }
             };
             match msg {
                 Some(ChannelMsg::Data { data }) => out.stdout.extend_from_slice(&data),
@@ -600,6 +619,9 @@ impl SshRemote {
         Ok(out)
     }
 }
+
+/// How long to wait for the rest of a command's output after it exited (see [`SshRemote::exec`]).
+const OUTPUT_LINGER: Duration = Duration::from_secs(2);
 
 /// Stops a remote command whose future is dropped before it finished: SIGTERM (OpenSSH honours
 /// `signal` requests) then close the channel. Hand-written because russh channels do nothing on
@@ -646,6 +668,46 @@ fn signal_number(sig: &Sig) -> i32 {
         Sig::ALRM => 14,
         Sig::TERM => 15,
         _ => 0,
+    }
+}
+
+/// Ask for the host-key algorithms already recorded for this host first, as OpenSSH does:
+/// otherwise a host recorded with, say, only its ECDSA key would present its ed25519 key and be
+/// refused as unknown. Unreadable files are reported later, by the host-key check itself.
+fn host_key_preference(opts: &SshOptions) -> russh::Preferred {
+    use russh::keys::known_hosts::known_host_keys_path;
+    use russh::keys::Algorithm;
+    let default = russh::Preferred::default();
+    let known = known_host_keys_path(&opts.target.host, opts.target.port, &opts.known_hosts)
+        .unwrap_or_default();
+    let mut first: Vec<Algorithm> = Vec::new();
+    for (_, key) in &known {
+        let algs = match key.algorithm() {
+            // A recorded RSA key can sign with SHA-2 (the server offers what it allows).
+            Algorithm::Rsa { .. } => vec![
+                Algorithm::Rsa {
+                    hash: Some(HashAlg::Sha512),
+                },
+                Algorithm::Rsa {
+                    hash: Some(HashAlg::Sha256),
+                },
+            ],
+            other => vec![other],
+        };
+        for a in algs {
+            if !first.contains(&a) {
+                first.push(a);
+            }
+        }
+    }
+    if first.is_empty() {
+        return default;
+    }
+    let rest = default.key.iter().filter(|a| !first.contains(a)).cloned();
+    let key: Vec<Algorithm> = first.iter().cloned().chain(rest).collect();
+    russh::Preferred {
+        key: key.into(),
+        ..default
     }
 }
 
