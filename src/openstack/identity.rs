@@ -22,6 +22,7 @@ use tokio::sync::Mutex;
 
 use super::config::{AuthMethod, CloudConfig, DomainRef, ProjectRef, Scope, UserRef};
 use super::error::{message_from_body, Error};
+use super::wait::retry_idempotent;
 
 /// Renew the token when it has less than this left.
 const RENEW_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
@@ -176,9 +177,14 @@ impl Session {
     async fn authenticate(&self) -> Result<Token, Error> {
         let url = format!("{}/auth/tokens", self.config.auth_url);
         let body = auth_body(&self.config);
-        let response = self
-            .dispatch(Method::POST, &url, self.http.post(&url).json(&body))
-            .await?;
+        // Issuing a token has no side effect worth guarding: retry a busy Keystone (5xx, no
+        // answer) for a while rather than fail the build.
+        let response = retry_idempotent(
+            Duration::from_secs(30),
+            |_| false,
+            || self.dispatch(Method::POST, &url, self.http.post(&url).json(&body)),
+        )
+        .await?;
         let value = response
             .headers()
             .get("x-subject-token")
