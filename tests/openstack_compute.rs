@@ -61,7 +61,7 @@ async fn boot_stop_snapshot_delete_leaves_nothing_behind() {
     let progress = Progress::hidden();
     let opts = WaitOptions::with_timeout(Duration::from_secs(180));
 
-    cloud::with_tag_cleanup(&glance, &tag, async {
+    cloud::with_compute_cleanup(&session, &tag, async {
         let data = cloud::data_file(1 << 20, 7);
         let mut src = NewImage::named(&format!("{tag}-src"));
         src.tags = vec![tag.clone()];
