@@ -24,6 +24,10 @@ use super::config::{AuthMethod, CloudConfig, DomainRef, ProjectRef, Scope, UserR
 use super::error::{message_from_body, Error};
 use super::wait::retry_idempotent;
 
+/// Each request must finish within this, unless its builder sets another timeout (uploads
+/// allow for their size).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Renew the token when it has less than this left.
 const RENEW_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
@@ -100,9 +104,7 @@ impl Session {
     pub async fn connect(config: CloudConfig) -> Result<Arc<Session>, Error> {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("forge/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(15))
-            .timeout(Duration::from_secs(300))
-            .read_timeout(Duration::from_secs(120));
+            .connect_timeout(Duration::from_secs(15));
         if let Some(path) = &config.cacert {
             let pem = std::fs::read(path).map_err(|source| Error::Io {
                 path: path.clone(),
@@ -182,7 +184,10 @@ impl Session {
         let response = retry_idempotent(
             Duration::from_secs(30),
             |_| false,
-            || self.dispatch(Method::POST, &url, self.http.post(&url).json(&body)),
+            || {
+                let request = self.http.post(&url).json(&body).timeout(REQUEST_TIMEOUT);
+                self.dispatch(Method::POST, &url, request)
+            },
         )
         .await?;
         let value = response
@@ -273,7 +278,8 @@ impl Session {
             self.http
                 .request(method.clone(), url.clone())
                 .header("X-Auth-Token", token.value.expose_secret())
-                .header("Accept", "application/json"),
+                .header("Accept", "application/json")
+                .timeout(REQUEST_TIMEOUT),
         );
         self.dispatch(method, url.as_str(), request).await
     }

@@ -506,7 +506,9 @@ impl ImageClient {
         let sent = self
             .session
             .send(Method::PUT, url, |r| {
-                r.header("Content-Type", "application/octet-stream")
+                // Bounded, but by the size: 5 minutes plus 1 s per MiB (≥ 1 MiB/s).
+                r.timeout(Duration::from_secs(300 + (size >> 20)))
+                    .header("Content-Type", "application/octet-stream")
                     .header("Content-Length", size)
                     .body(reqwest::Body::wrap_stream(stream))
             })
