@@ -209,3 +209,56 @@ async fn unknown_region_names_what_the_catalog_has() {
     let err = Session::connect(config).await.unwrap_err().to_string();
     assert!(err.contains("/nonexistent/ca.pem"), "{err}");
 }
+
+/// Collects everything forge logs (at TRACE) into a buffer.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut v) = self.0.lock() {
+            v.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn insecure_warns_and_logs_never_carry_the_password() {
+    if !cloud::available(false) {
+        return;
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // #[tokio::test] runs on one thread, so a thread-local default sees every event.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let mut config = CloudConfig::load(Some(cloud::ADMIN), &cloud::config_env()).unwrap();
+    let password = password_of(&config);
+    config.insecure = true;
+    let s = Session::connect(config).await.unwrap();
+    forge::openstack::image::ImageClient::new(s)
+        .list_page(&Default::default(), Some(1), None)
+        .await
+        .unwrap();
+
+    let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).to_string();
+    assert!(
+        logs.contains("TLS certificate verification is disabled"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("/v2/images"),
+        "requests are logged at debug: {logs}"
+    );
+    assert!(!logs.contains(&password), "{logs}");
+    assert!(!logs.to_lowercase().contains("x-auth-token"), "{logs}");
+}
