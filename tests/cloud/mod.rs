@@ -44,8 +44,9 @@ fn listening(port: u16) -> bool {
 /// `skipped: ...` and returns false.
 pub fn available(needs_nova: bool) -> bool {
     let mut missing = Vec::new();
-    if !clouds_yaml().is_file() {
-        missing.push(format!("{}", clouds_yaml().display()));
+    // up.sh writes it mode 600 (it holds passwords): readable by root, who runs up.sh.
+    if let Err(e) = std::fs::read_to_string(clouds_yaml()) {
+        missing.push(format!("readable {} ({e})", clouds_yaml().display()));
     }
     for (name, port) in [("keystone", 5000), ("glance", 9292)] {
         if !listening(port) {
