@@ -109,15 +109,16 @@ async fn boot_stop_snapshot_delete_leaves_nothing_behind() {
             .await
             .unwrap();
         let snapshot = t2.elapsed();
+        // The snapshot task may still be finishing on the server: let it, before deleting.
+        nova.wait_idle(&id, opts, &cancel, &progress).await.unwrap();
         assert_eq!(snap.property("forge_run"), Some(tag.as_str()));
         assert_eq!(snap.property("image_type"), Some("snapshot"));
 
         let t3 = Instant::now();
-        assert!(nova.delete_server(&id).await.unwrap());
-        // Gone: 404, or (admins may still read the soft-deleted record) status DELETED.
-        nova.wait_deleted(&id, opts, &cancel, &progress)
+        assert!(nova
+            .delete_server_and_wait(&id, opts, &cancel, &progress)
             .await
-            .unwrap();
+            .unwrap());
         let delete = t3.elapsed();
         eprintln!(
             "figure: fake-driver boot {:.2}s, stop {:.2}s, snapshot active {:.2}s, delete {:.2}s",

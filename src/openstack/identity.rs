@@ -276,13 +276,31 @@ impl Session {
         build: impl FnOnce(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response, Error> {
         let token = self.token().await?;
-        let request = build(
+        let mut request = build(
             self.http
                 .request(method.clone(), url.clone())
                 .header("X-Auth-Token", token.value.expose_secret())
                 .header("Accept", "application/json")
                 .timeout(REQUEST_TIMEOUT),
         );
+        // A GET that found no answer (typically a pooled keep-alive connection the server had
+        // closed: "connection reset") is sent again, twice at most; other methods are not
+        // (they may have had an effect), and streamed bodies cannot be replayed anyway.
+        if method == Method::GET {
+            for _ in 0..2 {
+                let Some(retry) = request.try_clone() else {
+                    break;
+                };
+                match self.dispatch(method.clone(), url.as_str(), request).await {
+                    Err(e @ Error::Http { .. }) => {
+                        tracing::debug!("retrying after: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    other => return other,
+                }
+                request = retry;
+            }
+        }
         self.dispatch(method, url.as_str(), request).await
     }
 

@@ -132,9 +132,8 @@ pub async fn with_compute_cleanup<F: Future>(
     let result = AssertUnwindSafe(body).catch_unwind().await;
     let nova = ComputeClient::new(session.clone());
     for server in nova.list_servers(Some(tag)).await.unwrap_or_default() {
-        let _ = nova.delete_server(&server.id).await;
         let _ = nova
-            .wait_deleted(
+            .delete_server_and_wait(
                 &server.id,
                 WaitOptions::with_timeout(Duration::from_secs(60)),
                 &tokio_util::sync::CancellationToken::new(),
