@@ -2,6 +2,7 @@
 //! they share. Steps depend on the core modules (`pipeline`, `openstack`, `remote`, `spec`),
 //! never the reverse.
 
+pub mod source_image;
 pub mod state;
 
 pub use state::BuildState;

@@ -7,4 +7,6 @@
 pub struct BuildState {
     /// This run's id; every resource forge creates is named `forge-<run_id>-…`.
     pub run_id: String,
+    /// The Glance image the server boots from (step `source image`).
+    pub source_image: Option<crate::openstack::image::Image>,
 }
