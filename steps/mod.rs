@@ -75,6 +75,7 @@ pub fn openstack_pipeline(
         }),
         Box::new(server::BootServerStep {
             compute: clients.compute.clone(),
+            network: clients.network.clone(),
             networks: src.networks.clone(),
             security_groups: src.security_groups.clone(),
             availability_zone: src.availability_zone.clone(),

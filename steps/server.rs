@@ -13,12 +13,10 @@ use crate::openstack::wait::WaitOptions;
 use crate::pipeline::{Step, StepContext};
 use crate::steps::BuildState;
 
-/// How often cleanup asks Nova to delete the server before giving up.
-const DELETE_ATTEMPTS: u32 = 3;
-
 pub struct BootServerStep {
     pub compute: ComputeClient,
-    /// Network ids; empty means `none` (no network).
+    pub network: NetworkClient,
+    /// Network ids or names; empty means `none` (no network).
     pub networks: Vec<String>,
     pub security_groups: Vec<String>,
     pub availability_zone: Option<String>,
@@ -48,7 +46,16 @@ impl Step<BuildState> for BootServerStep {
         new.networks = if self.networks.is_empty() {
             Networks::None
         } else {
-            Networks::Ids(self.networks.clone())
+            let mut ids = Vec::new();
+            for n in &self.networks {
+                ids.push(
+                    self.network
+                        .find_network(n)
+                        .await
+                        .with_context(|| format!("network '{n}'"))?,
+                );
+            }
+            Networks::Ids(ids)
         };
         new.security_groups = self.security_groups.clone();
         new.availability_zone = self.availability_zone.clone();
@@ -85,41 +92,18 @@ impl Step<BuildState> for BootServerStep {
         let Some(id) = state.server_id.clone() else {
             return Ok(());
         };
-        // A deletion can end in ERROR for reasons on the cloud's side (a busy database, a
-        // compute node hiccup); Nova accepts a new delete of an ERROR server, so try again
-        // a few times before reporting a leak.
-        let mut last = None;
-        for attempt in 1..=DELETE_ATTEMPTS {
-            let result = async {
-                self.compute
-                    .delete_server(&id)
-                    .await
-                    .with_context(|| format!("deleting server {id}"))?;
-                self.compute
-                    .wait_deleted(
-                        &id,
-                        WaitOptions::with_timeout(self.timeout),
-                        &cx.cancel,
-                        &cx.progress,
-                    )
-                    .await
-                    .with_context(|| format!("waiting for server {id} to go away"))
-            }
-            .await;
-            match result {
-                Ok(()) => {
-                    state.journal.deleted("server", &id)?;
-                    state.server_id = None;
-                    return Ok(());
-                }
-                Err(e) => {
-                    tracing::warn!("deleting server {id}, attempt {attempt}: {e:#}");
-                    last = Some(e);
-                    tokio::time::sleep(Duration::from_millis(500 * attempt as u64)).await;
-                }
-            }
-        }
-        Err(last.unwrap_or_else(|| anyhow!("deleting server {id} failed")))
+        self.compute
+            .delete_server_and_wait(
+                &id,
+                WaitOptions::with_timeout(self.timeout),
+                &cx.cancel,
+                &cx.progress,
+            )
+            .await
+            .with_context(|| format!("deleting server {id}"))?;
+        state.journal.deleted("server", &id)?;
+        state.server_id = None;
+        Ok(())
     }
 
     fn leftovers(&self, state: &BuildState) -> Vec<String> {

@@ -6,12 +6,22 @@ mod cloud;
 
 use std::panic::AssertUnwindSafe;
 
+use forge::openstack::config::AuthMethod;
 use forge::openstack::{CloudConfig, ConfigEnv, Session};
 use futures::FutureExt;
 use reqwest::Method;
+use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 const AUTH_URL: &str = "http://127.0.0.1:5000/v3";
+
+/// The password up.sh put in clouds.yaml (to check it never shows up, and to log in by hand).
+fn password_of(config: &CloudConfig) -> String {
+    match &config.auth {
+        AuthMethod::Password { password, .. } => password.expose_secret().to_string(),
+        other => panic!("expected password auth, got {other:?}"),
+    }
+}
 
 fn env(vars: &[(&str, &str)]) -> ConfigEnv {
     ConfigEnv::from_vars(vars.iter().map(|(k, v)| (*k, *v)), None)
@@ -39,7 +49,8 @@ async fn password_auth_from_clouds_yaml_gives_a_scoped_catalog() {
     demo.endpoint("image").await.unwrap();
     assert_eq!(demo.request_count(), before);
     let dbg = format!("{admin:?} {:?}", admin.config());
-    assert!(!dbg.contains("admin-secret"), "{dbg}");
+    let password = password_of(admin.config());
+    assert!(!dbg.contains(&password), "{dbg}");
 }
 
 #[tokio::test]
@@ -154,7 +165,8 @@ async fn application_credential_and_token_auth() {
         .post(format!("{AUTH_URL}/auth/tokens"))
         .json(
             &json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
-            "name": "demo", "domain": {"id": "default"}, "password": "demo-secret"}}}}}),
+            "name": "demo", "domain": {"id": "default"}, "password": password_of(demo.config())
+            }}}}}),
         )
         .send()
         .await
@@ -196,4 +208,57 @@ async fn unknown_region_names_what_the_catalog_has() {
     config.cacert = Some("/nonexistent/ca.pem".into());
     let err = Session::connect(config).await.unwrap_err().to_string();
     assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+}
+
+/// Collects everything forge logs (at TRACE) into a buffer.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut v) = self.0.lock() {
+            v.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn insecure_warns_and_logs_never_carry_the_password() {
+    if !cloud::available(false) {
+        return;
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // #[tokio::test] runs on one thread, so a thread-local default sees every event.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let mut config = CloudConfig::load(Some(cloud::ADMIN), &cloud::config_env()).unwrap();
+    let password = password_of(&config);
+    config.insecure = true;
+    let s = Session::connect(config).await.unwrap();
+    forge::openstack::image::ImageClient::new(s)
+        .list_page(&Default::default(), Some(1), None)
+        .await
+        .unwrap();
+
+    let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).to_string();
+    assert!(
+        logs.contains("TLS certificate verification is disabled"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("/v2/images"),
+        "requests are logged at debug: {logs}"
+    );
+    assert!(!logs.contains(&password), "{logs}");
+    assert!(!logs.to_lowercase().contains("x-auth-token"), "{logs}");
 }

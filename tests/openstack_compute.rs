@@ -61,7 +61,7 @@ async fn boot_stop_snapshot_delete_leaves_nothing_behind() {
     let progress = Progress::hidden();
     let opts = WaitOptions::with_timeout(Duration::from_secs(180));
 
-    cloud::with_tag_cleanup(&glance, &tag, async {
+    cloud::with_compute_cleanup(&session, &tag, async {
         let data = cloud::data_file(1 << 20, 7);
         let mut src = NewImage::named(&format!("{tag}-src"));
         src.tags = vec![tag.clone()];
@@ -109,15 +109,16 @@ async fn boot_stop_snapshot_delete_leaves_nothing_behind() {
             .await
             .unwrap();
         let snapshot = t2.elapsed();
+        // The snapshot task may still be finishing on the server: let it, before deleting.
+        nova.wait_idle(&id, opts, &cancel, &progress).await.unwrap();
         assert_eq!(snap.property("forge_run"), Some(tag.as_str()));
         assert_eq!(snap.property("image_type"), Some("snapshot"));
 
         let t3 = Instant::now();
-        assert!(nova.delete_server(&id).await.unwrap());
-        // Gone: 404, or (admins may still read the soft-deleted record) status DELETED.
-        nova.wait_deleted(&id, opts, &cancel, &progress)
+        assert!(nova
+            .delete_server_and_wait(&id, opts, &cancel, &progress)
             .await
-            .unwrap();
+            .unwrap());
         let delete = t3.elapsed();
         eprintln!(
             "figure: fake-driver boot {:.2}s, stop {:.2}s, snapshot active {:.2}s, delete {:.2}s",

@@ -366,3 +366,37 @@ async fn update_patches_properties_tags_visibility_min_disk_and_delete_is_idempo
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_name_that_looks_like_glance_operator_syntax_matches_exactly() {
+    if !cloud::available(false) {
+        return;
+    }
+    let admin = ImageClient::new(cloud::session(cloud::ADMIN).await);
+    let tag = cloud::unique("inop");
+    cloud::with_tag_cleanup(&admin, &tag, async {
+        let tricky = format!("in:{tag}-a,{tag}-b");
+        let want = admin
+            .create(&new_image(&tricky, &[&tag], &[]))
+            .await
+            .unwrap();
+        // Decoys that `name=in:a,b` unquoted would match instead.
+        for n in [format!("{tag}-a"), format!("{tag}-b")] {
+            admin.create(&new_image(&n, &[&tag], &[])).await.unwrap();
+        }
+        let q = ImageQuery {
+            name: Some(tricky),
+            tags: vec![tag.clone()],
+            ..Default::default()
+        };
+        let found: Vec<String> = admin
+            .list(&q, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
+        assert_eq!(found, vec![want.id]);
+    })
+    .await;
+}

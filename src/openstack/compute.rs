@@ -24,7 +24,7 @@ use crate::pipeline::Progress;
 
 const SERVICE: &str = "compute";
 
-/// How long deletes keep retrying transient errors.
+/// How long deletes (and stops) keep retrying transient errors.
 const CLEANUP_RETRY: Duration = Duration::from_secs(30);
 
 /// The highest compute microversion this client is written against.
@@ -502,8 +502,25 @@ impl ComputeClient {
         progress: &Progress,
     ) -> Result<Server, Error> {
         let url = self.url(&["servers", id, "action"]).await?;
-        self.send_empty(Method::POST, url, |r| r.json(&json!({"os-stop": null})))
-            .await?;
+        // Asking again is harmless (a stop has no effect on a stopped server), so transient
+        // errors are retried; a 409 (already stopping or stopped) leaves the verdict to the wait.
+        let asked = retry_idempotent(
+            CLEANUP_RETRY,
+            |_| false,
+            || {
+                self.send_empty(Method::POST, url.clone(), |r| {
+                    r.json(&json!({"os-stop": null}))
+                })
+            },
+        )
+        .await;
+        match asked {
+            Ok(_) => {}
+            Err(e) if e.status() == Some(409) => {
+                tracing::debug!("stop of server {id} answered 409 ({e}); waiting for SHUTOFF")
+            }
+            Err(e) => return Err(e),
+        }
         self.wait_status(id, "SHUTOFF", opts, cancel, progress)
             .await
     }
@@ -592,6 +609,70 @@ impl ComputeClient {
             },
         )
         .await
+    }
+
+    /// Wait until no task runs on the server (`OS-EXT-STS:task_state` empty), e.g. after
+    /// `createImage` before deleting it: Nova answers 409 or fails the delete while a
+    /// snapshot upload is still finishing.
+    pub async fn wait_idle(
+        &self,
+        id: &str,
+        opts: WaitOptions,
+        cancel: &CancellationToken,
+        progress: &Progress,
+    ) -> Result<Server, Error> {
+        wait_for(
+            &format!("server {id} idle"),
+            opts,
+            cancel,
+            progress,
+            || async {
+                match self.get_server(id).await {
+                    Ok(s) if s.task_state.is_none() => Ok(Poll::Done(s)),
+                    Ok(s) => Ok(Poll::Pending(format!(
+                        "{} ({})",
+                        s.status,
+                        s.task_state.as_deref().unwrap_or("-")
+                    ))),
+                    Err(e) if e.is_not_found() => Ok(Poll::Failed("server was deleted".into())),
+                    Err(e) => Err(e),
+                }
+            },
+        )
+        .await
+    }
+
+    /// Delete the server and wait until it is gone: what a cleanup calls. When Nova leaves the
+    /// server in `ERROR` (a failed delete, which real clouds do now and then), the delete is
+    /// issued again, up to 3 times. Gone means a 404 (see [`ComputeClient::wait_deleted`]).
+    /// `Ok(false)`: already gone.
+    pub async fn delete_server_and_wait(
+        &self,
+        id: &str,
+        opts: WaitOptions,
+        cancel: &CancellationToken,
+        progress: &Progress,
+    ) -> Result<bool, Error> {
+        if !self.delete_server(id).await? {
+            return Ok(false);
+        }
+        let mut attempt = 1;
+        loop {
+            let failed = match self.wait_deleted(id, opts, cancel, progress).await {
+                Ok(()) => return Ok(true),
+                Err(e @ Error::Failed { .. }) => e,
+                Err(e) => return Err(e),
+            };
+            if attempt == 3 {
+                return Err(failed);
+            }
+            tracing::warn!(
+                "{failed}; deleting server {id} again (attempt {})",
+                attempt + 1
+            );
+            attempt += 1;
+            self.delete_server(id).await?;
+        }
     }
 }
 

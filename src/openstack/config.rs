@@ -25,7 +25,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use marked_yaml::{LoaderOptions, Node};
 use secrecy::SecretString;
 
 /// A configuration problem, with where it was found.
@@ -331,6 +330,84 @@ impl CloudConfig {
     }
 }
 
+/// A YAML node reduced to what configuration needs: scalars as text, mappings in order,
+/// and where each node starts (1-based line and column).
+struct Yaml {
+    line: usize,
+    column: usize,
+    kind: YamlKind,
+}
+
+enum YamlKind {
+    Scalar(String),
+    Map(Vec<(String, Yaml)>),
+    /// Lists (`regions: [...]`) and anything else forge does not read.
+    Other,
+}
+
+impl Yaml {
+    fn get(&self, key: &str) -> Option<&Yaml> {
+        match &self.kind {
+            YamlKind::Map(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+    fn keys(&self) -> Vec<&str> {
+        match &self.kind {
+            YamlKind::Map(entries) => entries.iter().map(|(k, _)| k.as_str()).collect(),
+            _ => Vec::new(),
+        }
+    }
+    fn is_map(&self) -> bool {
+        matches!(self.kind, YamlKind::Map(_))
+    }
+}
+
+/// Parse with saphyr (the crate the spec loader uses too), scalars untyped: forge reads every
+/// value as text and checks it itself, so no parser error can quote a secret back.
+fn parse_yaml(file: &Path, text: &str) -> Result<Option<Yaml>, ConfigError> {
+    use saphyr::{MarkedYaml, YamlData, YamlLoader};
+    fn convert(node: &MarkedYaml<'_>) -> Yaml {
+        let kind = match &node.data {
+            YamlData::Representation(text, _, _) => YamlKind::Scalar(text.to_string()),
+            YamlData::Mapping(map) => YamlKind::Map(
+                map.iter()
+                    .filter_map(|(k, v)| match &k.data {
+                        YamlData::Representation(key, _, _) => Some((key.to_string(), convert(v))),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            YamlData::Tagged(_, inner) => return convert(inner),
+            _ => YamlKind::Other,
+        };
+        Yaml {
+            line: node.span.start.line(),
+            column: node.span.start.col() + 1,
+            kind,
+        }
+    }
+    let mut loader: YamlLoader<'_, MarkedYaml<'_>> = YamlLoader::default();
+    loader.early_parse(false);
+    let mut parser = saphyr_parser::Parser::new_from_str(text);
+    let err = match parser.load(&mut loader, true) {
+        Err(e) => Some(e),
+        Ok(()) => loader.error().cloned(),
+    };
+    if let Some(e) = err {
+        return Err(ConfigError::Syntax {
+            at: format!(
+                "{}:{}:{}",
+                file.display(),
+                e.marker().line(),
+                e.marker().col() + 1
+            ),
+            message: e.info().to_string(),
+        });
+    }
+    Ok(loader.into_documents().first().map(convert))
+}
+
 /// Read `clouds.<cloud>` of one file, flattened to `auth.username`-style keys.
 fn read_cloud(
     file: &Path,
@@ -341,25 +418,31 @@ fn read_cloud(
         file: file.to_path_buf(),
         source,
     })?;
-    let at = |node: &Node| position(file, node);
-    let root = marked_yaml::parse_yaml_with_options(
-        0,
-        &text,
-        LoaderOptions::default().error_on_duplicate_keys(true),
-    )
-    .map_err(|e| ConfigError::Syntax {
-        at: file.display().to_string(),
-        message: e.to_string(),
-    })?;
-    let root = root.as_mapping().ok_or_else(|| ConfigError::Syntax {
-        at: at(&root),
-        message: "expected a mapping with a `clouds` key".into(),
-    })?;
-    let clouds = match root.get_node("clouds") {
-        Some(n) => n.as_mapping().ok_or_else(|| ConfigError::Syntax {
-            at: at(n),
-            message: "`clouds` must be a mapping of cloud names".into(),
-        })?,
+    let at = |node: &Yaml| format!("{}:{}:{}", file.display(), node.line, node.column);
+    let root = match parse_yaml(file, &text)? {
+        Some(root) if root.is_map() => root,
+        Some(other) => {
+            return Err(ConfigError::Syntax {
+                at: at(&other),
+                message: "expected a mapping with a `clouds` key".into(),
+            })
+        }
+        None if !required => return Ok(BTreeMap::new()),
+        None => {
+            return Err(ConfigError::Syntax {
+                at: file.display().to_string(),
+                message: "empty file; expected a mapping with a `clouds` key".into(),
+            })
+        }
+    };
+    let clouds = match root.get("clouds") {
+        Some(n) if n.is_map() => n,
+        Some(n) => {
+            return Err(ConfigError::Syntax {
+                at: at(n),
+                message: "`clouds` must be a mapping of cloud names".into(),
+            })
+        }
         None if !required => return Ok(BTreeMap::new()),
         None => {
             return Err(ConfigError::Syntax {
@@ -368,14 +451,17 @@ fn read_cloud(
             })
         }
     };
-    let entry = match clouds.get_node(cloud) {
-        Some(n) => n.as_mapping().ok_or_else(|| ConfigError::Syntax {
-            at: at(n),
-            message: format!("cloud '{cloud}' must be a mapping"),
-        })?,
+    let entry = match clouds.get(cloud) {
+        Some(n) if n.is_map() => n,
+        Some(n) => {
+            return Err(ConfigError::Syntax {
+                at: at(n),
+                message: format!("cloud '{cloud}' must be a mapping"),
+            })
+        }
         None if !required => return Ok(BTreeMap::new()),
         None => {
-            let available: Vec<&str> = clouds.keys().map(|k| k.as_str()).collect();
+            let available = clouds.keys();
             return Err(ConfigError::UnknownCloud {
                 file: file.to_path_buf(),
                 cloud: cloud.to_string(),
@@ -392,38 +478,26 @@ fn read_cloud(
     Ok(out)
 }
 
-fn flatten(
-    file: &Path,
-    prefix: &str,
-    map: &marked_yaml::types::MarkedMappingNode,
-    out: &mut BTreeMap<String, Setting>,
-) {
-    for (key, value) in map.iter() {
-        let key = format!("{prefix}{}", key.as_str());
-        match value {
-            Node::Scalar(s) => {
-                // `~` and empty values count as absent, as in the Python loader.
-                if !s.as_str().is_empty() && s.as_str() != "~" && s.as_str() != "null" {
-                    out.insert(
-                        key,
-                        Setting {
-                            value: s.as_str().to_string(),
-                            at: position(file, value),
-                        },
-                    );
-                }
+fn flatten(file: &Path, prefix: &str, node: &Yaml, out: &mut BTreeMap<String, Setting>) {
+    let YamlKind::Map(entries) = &node.kind else {
+        return;
+    };
+    for (key, value) in entries {
+        let key = format!("{prefix}{key}");
+        match &value.kind {
+            // `~`, `null` and empty values count as absent, as in the Python loader.
+            YamlKind::Scalar(s) if !(s.is_empty() || s == "~" || s == "null") => {
+                out.insert(
+                    key,
+                    Setting {
+                        value: s.clone(),
+                        at: format!("{}:{}:{}", file.display(), value.line, value.column),
+                    },
+                );
             }
-            Node::Mapping(m) => flatten(file, &format!("{key}."), m, out),
-            // Lists (`regions: [...]`) are options forge does not use.
-            Node::Sequence(_) => {}
+            YamlKind::Map(_) => flatten(file, &format!("{key}."), value, out),
+            _ => {}
         }
-    }
-}
-
-fn position(file: &Path, node: &Node) -> String {
-    match node.span().start() {
-        Some(m) => format!("{}:{}:{}", file.display(), m.line(), m.column()),
-        None => file.display().to_string(),
     }
 }
 

@@ -1,10 +1,12 @@
 //! Keystone v3 authentication and the [`Session`] every service client sends through.
 //!
-//! Design note: the `openstack_sdk` crate (0.22) was evaluated and not used. It needs Rust 1.91
-//! (forge's MSRV is 1.85), pulls about 630 crates with generated per-API modules that take a
-//! long time to build on CI's 2 cores, persists tokens to an on-disk cache by default, reads
-//! `OS_CLIENT_CONFIG_PATH` rather than the `OS_CLIENT_CONFIG_FILE` the Python tools use, and
-//! offers no hook at the HTTP layer to count round trips. Keystone password / application
+//! Design note: the `openstack_sdk` crate (0.22.8; features identity, image, compute, network)
+//! was evaluated and not used. It needs Rust 1.91 (forge's MSRV is 1.85); it adds 57 crates to
+//! forge's tree, among them `ring` (a second crypto backend) and four generated API crates of
+//! about 1,300 source files (a cold build of it alone took 4 min 26 s on this 2-core machine);
+//! it persists tokens to an on-disk cache unless told otherwise; it reads
+//! `OS_CLIENT_CONFIG_PATH` rather than the `OS_CLIENT_CONFIG_FILE` the Python tools use; and
+//! it offers no hook at the HTTP layer to count round trips. Keystone password / application
 //! credential / token auth plus catalog lookup is a few hundred lines on `reqwest` (already a
 //! dependency), and every request forge makes goes through [`Session::send`] below.
 
@@ -22,6 +24,11 @@ use tokio::sync::Mutex;
 
 use super::config::{AuthMethod, CloudConfig, DomainRef, ProjectRef, Scope, UserRef};
 use super::error::{message_from_body, Error};
+use super::wait::retry_idempotent;
+
+/// Each request must finish within this, unless its builder sets another timeout (uploads
+/// allow for their size).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Renew the token when it has less than this left.
 const RENEW_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
@@ -99,9 +106,7 @@ impl Session {
     pub async fn connect(config: CloudConfig) -> Result<Arc<Session>, Error> {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("forge/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(15))
-            .timeout(Duration::from_secs(300))
-            .read_timeout(Duration::from_secs(120));
+            .connect_timeout(Duration::from_secs(15));
         if let Some(path) = &config.cacert {
             let pem = std::fs::read(path).map_err(|source| Error::Io {
                 path: path.clone(),
@@ -176,9 +181,17 @@ impl Session {
     async fn authenticate(&self) -> Result<Token, Error> {
         let url = format!("{}/auth/tokens", self.config.auth_url);
         let body = auth_body(&self.config);
-        let response = self
-            .dispatch(Method::POST, &url, self.http.post(&url).json(&body))
-            .await?;
+        // Issuing a token has no side effect worth guarding: retry a busy Keystone (5xx, no
+        // answer) for a while rather than fail the build.
+        let response = retry_idempotent(
+            Duration::from_secs(30),
+            |_| false,
+            || {
+                let request = self.http.post(&url).json(&body).timeout(REQUEST_TIMEOUT);
+                self.dispatch(Method::POST, &url, request)
+            },
+        )
+        .await?;
         let value = response
             .headers()
             .get("x-subject-token")
@@ -263,12 +276,31 @@ impl Session {
         build: impl FnOnce(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response, Error> {
         let token = self.token().await?;
-        let request = build(
+        let mut request = build(
             self.http
                 .request(method.clone(), url.clone())
                 .header("X-Auth-Token", token.value.expose_secret())
-                .header("Accept", "application/json"),
+                .header("Accept", "application/json")
+                .timeout(REQUEST_TIMEOUT),
         );
+        // A GET that found no answer (typically a pooled keep-alive connection the server had
+        // closed: "connection reset") is sent again, twice at most; other methods are not
+        // (they may have had an effect), and streamed bodies cannot be replayed anyway.
+        if method == Method::GET {
+            for _ in 0..2 {
+                let Some(retry) = request.try_clone() else {
+                    break;
+                };
+                match self.dispatch(method.clone(), url.as_str(), request).await {
+                    Err(e @ Error::Http { .. }) => {
+                        tracing::debug!("retrying after: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    other => return other,
+                }
+                request = retry;
+            }
+        }
         self.dispatch(method, url.as_str(), request).await
     }
 

@@ -185,7 +185,7 @@ impl ImageQuery {
         let mut p: Vec<(String, String)> = Vec::new();
         let mut push = |k: &str, v: &str| p.push((k.to_string(), v.to_string()));
         if let Some(v) = &self.name {
-            push("name", v);
+            push("name", &exact_name(v)?);
         }
         if let Some(v) = &self.owner {
             push("owner", v);
@@ -231,6 +231,25 @@ impl ImageQuery {
             _ => "GET /v2/images".into(),
         }
     }
+}
+
+/// The `name=` value that matches `name` exactly. Glance reads `name=in:a,b` as "a or b", so a
+/// name starting with `in:` is sent quoted (`in:"in:a,b"`); Glance has no escape for a `"`
+/// inside the quotes, so such a name cannot be matched exactly and is refused.
+fn exact_name(name: &str) -> Result<String, Error> {
+    if !name.starts_with("in:") {
+        return Ok(name.to_string());
+    }
+    if name.contains('"') {
+        return Err(Error::InvalidValue {
+            what: "image name filter".into(),
+            value: name.into(),
+            expected: "a name that does not both start with `in:` and contain `\"` \
+                (Glance cannot match that exactly)"
+                .into(),
+        });
+    }
+    Ok(format!("in:\"{name}\""))
 }
 
 /// One page of a listing.
@@ -506,7 +525,9 @@ impl ImageClient {
         let sent = self
             .session
             .send(Method::PUT, url, |r| {
-                r.header("Content-Type", "application/octet-stream")
+                // Bounded, but by the size: 5 minutes plus 1 s per MiB (≥ 1 MiB/s).
+                r.timeout(Duration::from_secs(300 + (size >> 20)))
+                    .header("Content-Type", "application/octet-stream")
                     .header("Content-Length", size)
                     .body(reqwest::Body::wrap_stream(stream))
             })
@@ -739,6 +760,13 @@ mod tests {
         );
         q.properties.insert("marker".into(), "x".into());
         assert!(q.params().unwrap_err().to_string().contains("marker"));
+    }
+
+    #[test]
+    fn names_that_look_like_the_in_operator_are_quoted() {
+        assert_eq!(exact_name("plain, \"name\"").unwrap(), "plain, \"name\"");
+        assert_eq!(exact_name("in:a,b").unwrap(), "in:\"in:a,b\"");
+        assert!(exact_name("in:a\"b").is_err());
     }
 
     #[test]

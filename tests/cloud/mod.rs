@@ -44,8 +44,9 @@ fn listening(port: u16) -> bool {
 /// `skipped: ...` and returns false.
 pub fn available(needs_nova: bool) -> bool {
     let mut missing = Vec::new();
-    if !clouds_yaml().is_file() {
-        missing.push(format!("{}", clouds_yaml().display()));
+    // up.sh writes it mode 600 (it holds passwords): readable by root, who runs up.sh.
+    if let Err(e) = std::fs::read_to_string(clouds_yaml()) {
+        missing.push(format!("readable {} ({e})", clouds_yaml().display()));
     }
     for (name, port) in [("keystone", 5000), ("glance", 9292)] {
         if !listening(port) {
@@ -97,18 +98,55 @@ pub fn unique(label: &str) -> String {
     )
 }
 
-/// Delete every image tagged `tag` (as admin: sees all projects). Returns how many.
+/// Delete every image tagged `tag` or with property `forge_run=tag` (snapshots carry that
+/// property, not tags), as admin (sees all projects). Returns how many.
 pub async fn delete_tagged(images: &ImageClient, tag: &str) -> usize {
-    let query = ImageQuery {
+    let by_tag = ImageQuery {
         tags: vec![tag.to_string()],
         ..Default::default()
     };
-    let found = images.list(&query, Some(100)).await.unwrap_or_default();
-    let n = found.len();
-    for image in found {
-        let _ = images.delete(&image.id).await;
+    let by_property = ImageQuery {
+        properties: [("forge_run".to_string(), tag.to_string())].into(),
+        ..Default::default()
+    };
+    let mut n = 0;
+    for query in [by_tag, by_property] {
+        let found = images.list(&query, Some(100)).await.unwrap_or_default();
+        n += found.len();
+        for image in found {
+            let _ = images.delete(&image.id).await;
+        }
     }
     n
+}
+
+/// Like [`with_tag_cleanup`], and also deletes the servers whose name starts with `tag` and
+/// the keypair `<tag>-kp`: a compute test that fails half-way leaves nothing in Nova either.
+pub async fn with_compute_cleanup<F: Future>(
+    session: &Arc<Session>,
+    tag: &str,
+    body: F,
+) -> F::Output {
+    use forge::openstack::compute::ComputeClient;
+    use forge::openstack::wait::WaitOptions;
+    let result = AssertUnwindSafe(body).catch_unwind().await;
+    let nova = ComputeClient::new(session.clone());
+    for server in nova.list_servers(Some(tag)).await.unwrap_or_default() {
+        let _ = nova
+            .delete_server_and_wait(
+                &server.id,
+                WaitOptions::with_timeout(Duration::from_secs(60)),
+                &tokio_util::sync::CancellationToken::new(),
+                &forge::pipeline::Progress::hidden(),
+            )
+            .await;
+    }
+    let _ = nova.delete_keypair(&format!("{tag}-kp")).await;
+    delete_tagged(&ImageClient::new(session.clone()), tag).await;
+    match result {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }
 
 /// Run `body`, then delete the images tagged `tag` even when `body` panicked (the panic is

@@ -16,7 +16,9 @@
 #   env: TESTCLOUD_DIR (/tmp/forge-testcloud)  ADMIN_PASSWORD (admin-secret)
 #        SERVICE_PASSWORD (service-secret) DEMO_PASSWORD (demo-secret)
 #        WITH_NOVA (1)  NOVA_FAKE_SNAPSHOT_UPLOAD (1)  GLANCE_WEBDL_PORTS (80,443,8000,8080,8123)
-#        DB_BACKEND (sqlite | mariadb)  DB_PASSWORD (db-secret)   [switching backend: down.sh --purge first]
+#        DB_BACKEND (mariadb | sqlite)  DB_PASSWORD (db-secret)   [switching backend: down.sh --purge first]
+#        MariaDB is the default: under test load SQLite's "database is locked" made Nova fail
+#        deletes, stops and snapshots at random.
 #
 # Endpoints: keystone :5000/v3  glance :9292  placement :8778  nova :8774/v2.1
 #            neutron STAND-IN :9696 (Nova's server GET/list calls Neutron unconditionally)
@@ -29,7 +31,7 @@ DEMO_PW=${DEMO_PASSWORD:-demo-secret}
 WITH_NOVA=${WITH_NOVA:-1}
 NOVA_FAKE_SNAPSHOT_UPLOAD=${NOVA_FAKE_SNAPSHOT_UPLOAD:-1}
 GLANCE_WEBDL_PORTS=${GLANCE_WEBDL_PORTS:-80,443,8000,8080,8123}
-DB_BACKEND=${DB_BACKEND:-sqlite}
+DB_BACKEND=${DB_BACKEND:-mariadb}
 DB_PW=${DB_PASSWORD:-db-secret}
 APT="apt-get -o DPkg::Lock::Timeout=900"
 T0=$(date +%s%N)
