@@ -9,6 +9,7 @@ use anyhow::{anyhow, Context};
 use async_trait::async_trait;
 
 use crate::openstack::compute::{ComputeClient, Networks, NewServer, Server};
+use crate::openstack::network::NetworkClient;
 use crate::openstack::wait::WaitOptions;
 use crate::pipeline::{Step, StepContext};
 use crate::steps::BuildState;
