@@ -43,7 +43,7 @@ curl -sf -o /dev/null "${H[@]}" -d "$(jq -n --arg k "$(cat "$KEY.pub")" '{keypai
 
 say "forge build templates/demo.pkr.hcl"
 export OS_CLIENT_CONFIG_FILE=${TESTCLOUD_DIR:-/tmp/forge-testcloud}/clouds.yaml
-IMAGE=$(target/debug/forge build templates/demo.pkr.hcl -var "ssh_host=$ADDR" \
+IMAGE=$("${CARGO_TARGET_DIR:-target}/debug/forge" build templates/demo.pkr.hcl -var "ssh_host=$ADDR" \
   -var ssh_keypair_name=forge-demo -var "ssh_private_key_file=$KEY")
 say "published image: $IMAGE"
 curl -sf "${H[@]}" "$G/v2/images/$IMAGE" | jq '{id, name, status, tags, visibility, os_distro, built_by, forge_run_id, forge_source_image}'

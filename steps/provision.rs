@@ -78,6 +78,9 @@ impl Step<BuildState> for ProvisionStep {
                 Provisioner::Inline(commands) => {
                     for command in commands {
                         let out = remote.run(command).await?;
+                        for line in out.stdout_lossy().lines() {
+                            cx.progress.println(&format!("    | {line}"));
+                        }
                         if !out.success() {
                             bail!(
                                 "inline command exited with {}: {}\n{}",
