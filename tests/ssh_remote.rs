@@ -5,9 +5,10 @@ mod hosts;
 
 use std::time::{Duration, Instant};
 
-use forge::remote::ssh::{HostKeyPolicy, Secret, SshError, SshRemote};
+use forge::remote::ssh::{HostKeyPolicy, SshError, SshRemote};
 use forge::remote::{Remote, RemoteError};
 use hosts::{Key, TestHost, KEY_PASSPHRASE};
+use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 async fn connect(host: &TestHost, user: &str, key: Key) -> SshRemote {
@@ -61,12 +62,12 @@ fn encrypted_key_needs_its_passphrase() {
             "{err}"
         );
 
-        opts.passphrase = Some(Secret("not it".into()));
+        opts.passphrase = Some(SecretString::from("not it"));
         let err = SshRemote::connect(&opts, &cancel).await.unwrap_err();
         assert!(matches!(err, SshError::KeyPassphrase { .. }), "{err}");
         assert!(!err.to_string().contains("not it"), "{err}");
 
-        opts.passphrase = Some(Secret(KEY_PASSPHRASE.into()));
+        opts.passphrase = Some(SecretString::from(KEY_PASSPHRASE));
         let r = SshRemote::connect(&opts, &cancel).await.unwrap();
         assert!(r.run("true").await.unwrap().success());
     });

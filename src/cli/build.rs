@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::validate::VarArgs;
@@ -250,7 +251,10 @@ async fn connect(auth: &Auth) -> anyhow::Result<Clients> {
     set("OS_AUTH_URL", auth.identity_endpoint.as_deref());
     set("OS_REGION_NAME", auth.region.as_deref());
     set("OS_USERNAME", auth.username.as_deref());
-    set("OS_PASSWORD", auth.password.as_ref().map(|s| s.expose()));
+    set(
+        "OS_PASSWORD",
+        auth.password.as_ref().map(|s| s.expose_secret()),
+    );
     set("OS_USER_DOMAIN_NAME", auth.user_domain_name.as_deref());
     set("OS_PROJECT_NAME", auth.project_name.as_deref());
     set(
@@ -265,7 +269,7 @@ async fn connect(auth: &Auth) -> anyhow::Result<Clients> {
         "OS_APPLICATION_CREDENTIAL_SECRET",
         auth.application_credential_secret
             .as_ref()
-            .map(|s| s.expose()),
+            .map(|s| s.expose_secret()),
     );
     if auth.application_credential_id.is_some() {
         set("OS_AUTH_TYPE", Some("v3applicationcredential"));

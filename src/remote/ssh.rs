@@ -26,6 +26,7 @@ use async_trait::async_trait;
 use russh::client::{self, Handle, Msg};
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use russh::{ChannelMsg, ChannelWriteHalf, Sig};
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
@@ -113,16 +114,6 @@ pub enum HostKeyPolicy {
     AcceptNew,
 }
 
-/// A secret string whose `Debug` never shows the value.
-#[derive(Clone, Default)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
 /// Everything needed to open an SSH session.
 #[derive(Debug, Clone)]
 pub struct SshOptions {
@@ -130,7 +121,7 @@ pub struct SshOptions {
     /// Private key file.
     pub key_file: PathBuf,
     /// Passphrase for an encrypted key (see [`SshOptions::passphrase_from_env`]).
-    pub passphrase: Option<Secret>,
+    pub passphrase: Option<SecretString>,
     /// The known_hosts file checked (and, with `AcceptNew`, appended to).
     pub known_hosts: PathBuf,
     pub host_key_policy: HostKeyPolicy,
@@ -156,11 +147,11 @@ impl SshOptions {
     }
 
     /// The passphrase in [`PASSPHRASE_ENV`], if set and not empty.
-    pub fn passphrase_from_env() -> Option<Secret> {
+    pub fn passphrase_from_env() -> Option<SecretString> {
         std::env::var(PASSPHRASE_ENV)
             .ok()
             .filter(|p| !p.is_empty())
-            .map(Secret)
+            .map(SecretString::from)
     }
 }
 
@@ -713,14 +704,14 @@ fn host_key_preference(opts: &SshOptions) -> russh::Preferred {
 
 /// Read a private key, decrypting it with `passphrase` when needed. Errors name the file, never
 /// the key or the passphrase.
-fn load_key(path: &Path, passphrase: Option<&Secret>) -> Result<PrivateKey, SshError> {
+fn load_key(path: &Path, passphrase: Option<&SecretString>) -> Result<PrivateKey, SshError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| SshError::Key {
         path: shown.clone(),
         reason: e.to_string(),
     })?;
     use russh::keys::{decode_secret_key, Error};
-    match decode_secret_key(&text, passphrase.map(|p| p.0.as_str())) {
+    match decode_secret_key(&text, passphrase.map(|p| p.expose_secret())) {
         Ok(key) => Ok(key),
         Err(Error::KeyIsEncrypted) => Err(SshError::KeyEncrypted { path: shown }),
         // A wrong passphrase surfaces as a generic decryption error; tell it apart by whether
@@ -861,7 +852,7 @@ mod tests {
     #[test]
     fn secrets_stay_out_of_debug() {
         let mut o = SshOptions::new("root@h".parse().unwrap(), "/k".into());
-        o.passphrase = Some(Secret("hunter2".into()));
+        o.passphrase = Some(SecretString::from("hunter2"));
         assert!(!format!("{o:?}").contains("hunter2"));
     }
 

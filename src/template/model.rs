@@ -8,6 +8,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use secrecy::SecretString;
+
 /// A loaded template: its variables, sources and builds.
 #[derive(Clone)]
 pub struct Template {
@@ -103,26 +105,6 @@ impl fmt::Debug for Local {
     }
 }
 
-/// A string that must never be printed: passwords, application-credential secrets.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    /// The secret itself, for the one place that sends it (an HTTP body, a remote's stdin).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<sensitive>")
-    }
-}
-
 /// Source types, as in `source "TYPE" "NAME"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SourceKind {
@@ -199,12 +181,12 @@ pub struct Auth {
     pub identity_endpoint: Option<String>,
     pub region: Option<String>,
     pub username: Option<String>,
-    pub password: Option<Secret>,
+    pub password: Option<SecretString>,
     pub user_domain_name: Option<String>,
     pub project_name: Option<String>,
     pub project_domain_name: Option<String>,
     pub application_credential_id: Option<String>,
-    pub application_credential_secret: Option<Secret>,
+    pub application_credential_secret: Option<SecretString>,
     /// Skip TLS certificate verification.
     pub insecure: bool,
     pub cacert: Option<PathBuf>,

@@ -3,12 +3,13 @@
 use std::time::Duration;
 
 use hcl::edit::structure::Block;
+use secrecy::SecretString;
 
 use super::decode::{head_span, Reader};
 use super::diagnostics::Diagnostics;
 use super::eval::{span_of, Scope};
 use super::model::{
-    Auth, DiskFormat, ImageFileSource, ImageFilter, ImageSettings, OpenStackSource, Secret, Source,
+    Auth, DiskFormat, ImageFileSource, ImageFilter, ImageSettings, OpenStackSource, Source,
     SourceImage, SourceKind, Ssh, Timeouts, UserData,
 };
 
@@ -41,7 +42,8 @@ pub(crate) fn decode(scope: &Scope, block: &Block, d: &mut Diagnostics) -> Optio
 fn openstack(scope: &Scope, block: &Block, d: &mut Diagnostics) -> Option<OpenStackSource> {
     let name = block.labels[1].as_str().to_string();
     let mut r = Reader::new(scope, block, d);
-    let secret = |r: &mut Reader, key, d: &mut Diagnostics| r.string(key, d).map(Secret::new);
+    let secret =
+        |r: &mut Reader, key, d: &mut Diagnostics| r.string(key, d).map(SecretString::from);
     let auth = Auth {
         cloud: r.string("cloud", d),
         identity_endpoint: r.string("identity_endpoint", d),
