@@ -24,20 +24,12 @@ ADDR=$(tests/hosts/host.sh up "$HOST" 201)
 W=$(mktemp -d)
 trap 'tests/hosts/host.sh down "$HOST" > /dev/null 2>&1; rm -rf "$W"' EXIT
 
-. "${TESTCLOUD_DIR:-/tmp/forge-testcloud}/openrc"
-export OS_DOMAIN_NAME=Default OS_TENANT_NAME=$OS_PROJECT_NAME
-TOKEN=$(curl -sf -D - -o /dev/null -H 'Content-Type: application/json' \
-  -d "$(jq -n --arg pw "$OS_PASSWORD" '{auth:{identity:{methods:["password"],password:{user:{name:"admin",domain:{id:"default"},password:$pw}}},scope:{project:{name:"admin",domain:{id:"default"}}}}}')" \
-  "$OS_AUTH_URL/auth/tokens" | awk -F': ' 'tolower($1)=="x-subject-token"{print $2}' | tr -d '\r')
-H=(-H "X-Auth-Token: $TOKEN" -H 'Content-Type: application/json')
-G=http://127.0.0.1:9292; N=http://127.0.0.1:8774/v2.1
-if [ "$(curl -sf "${H[@]}" "$G/v2/images?name=forge-bench-base&tag=forge-bench&status=active" | jq '.images|length')" = 0 ]; then
-  BASE=$(curl -sf "${H[@]}" -d '{"name":"forge-bench-base","disk_format":"raw","container_format":"bare","visibility":"private","tags":["forge-bench"]}' "$G/v2/images" | jq -r .id)
-  head -c 1048576 /dev/zero | curl -sf -X PUT -H "X-Auth-Token: $TOKEN" -H 'Content-Type: application/octet-stream' --data-binary @- "$G/v2/images/$BASE/file"
-fi
 KEY=${TESTHOSTS_DIR:-/tmp/forge-testhosts}/keys/id_ed25519
-curl -s -o /dev/null "${H[@]}" -X DELETE "$N/os-keypairs/forge-bench"
-curl -sf -o /dev/null "${H[@]}" -d "$(jq -n --arg k "$(cat "$KEY.pub")" '{keypair:{name:"forge-bench",public_key:$k}}')" "$N/os-keypairs"
+tests/cloud/seed.sh forge-bench-base forge-bench forge-bench "$KEY.pub" > /dev/null
+# Packer reads the openrc variables lib.sh exports (and wants the domain under its old name).
+. tests/cloud/lib.sh
+export OS_DOMAIN_NAME=Default OS_TENANT_NAME=$OS_PROJECT_NAME
+H=(-H "X-Auth-Token: $(admin_token)" -H 'Content-Type: application/json')
 
 cat > "$W/packer.json" <<JSON
 {

@@ -24,27 +24,13 @@ ADDR=$(tests/hosts/host.sh up "$HOST" 200)
 tests/hosts/host.sh use-repo "$HOST"
 say "SSH test host $HOST at $ADDR"
 
-# A small base image and the test key as a Nova keypair, through the APIs (curl + jq come with
-# the test cloud).
-. "${TESTCLOUD_DIR:-/tmp/forge-testcloud}/openrc"
-TOKEN=$(curl -sf -D - -o /dev/null -H 'Content-Type: application/json' \
-  -d "$(jq -n --arg pw "$OS_PASSWORD" '{auth:{identity:{methods:["password"],password:{user:{name:"admin",domain:{id:"default"},password:$pw}}},scope:{project:{name:"admin",domain:{id:"default"}}}}}')" \
-  "$OS_AUTH_URL/auth/tokens" | awk -F': ' 'tolower($1)=="x-subject-token"{print $2}' | tr -d '\r')
-H=(-H "X-Auth-Token: $TOKEN" -H 'Content-Type: application/json')
-G=http://127.0.0.1:9292; N=http://127.0.0.1:8774/v2.1
-if [ "$(curl -sf "${H[@]}" "$G/v2/images?name=forge-demo-base&tag=forge-demo&status=active" | jq '.images|length')" = 0 ]; then
-  BASE=$(curl -sf "${H[@]}" -d '{"name":"forge-demo-base","disk_format":"raw","container_format":"bare","visibility":"private","tags":["forge-demo"]}' "$G/v2/images" | jq -r .id)
-  head -c 1048576 /dev/zero | curl -sf -X PUT -H "X-Auth-Token: $TOKEN" -H 'Content-Type: application/octet-stream' --data-binary @- "$G/v2/images/$BASE/file"
-  say "uploaded base image forge-demo-base ($BASE)"
-fi
 KEY=${TESTHOSTS_DIR:-/tmp/forge-testhosts}/keys/id_ed25519
-curl -s -o /dev/null "${H[@]}" -X DELETE "$N/os-keypairs/forge-demo"
-curl -sf -o /dev/null "${H[@]}" -d "$(jq -n --arg k "$(cat "$KEY.pub")" '{keypair:{name:"forge-demo",public_key:$k}}')" "$N/os-keypairs"
+tests/cloud/seed.sh forge-demo-base forge-demo forge-demo "$KEY.pub"
 
 say "forge build templates/demo.pkr.hcl"
 export OS_CLIENT_CONFIG_FILE=${TESTCLOUD_DIR:-/tmp/forge-testcloud}/clouds.yaml
 IMAGE=$("${CARGO_TARGET_DIR:-target}/debug/forge" build templates/demo.pkr.hcl -var "ssh_host=$ADDR" \
   -var ssh_keypair_name=forge-demo -var "ssh_private_key_file=$KEY")
 say "published image: $IMAGE"
-curl -sf "${H[@]}" "$G/v2/images/$IMAGE" | jq '{id, name, status, tags, visibility, os_distro, built_by, forge_run_id, forge_source_image}'
+jq '.builds[-1] | {artifact_id, run_id, source_image, steps: [.steps[] | "\(.name) \(.seconds*10|round/10)s"], resources}' templates/demo-manifest.json
 say "manifest: templates/demo-manifest.json"
