@@ -156,3 +156,100 @@ trait CatchUnwindAsync: std::future::Future + Sized {
 }
 
 impl<F: std::future::Future> CatchUnwindAsync for F {}
+
+/// The default path: no `ssh_keypair_name`, so forge generates an ed25519 key and registers a
+/// temporary Nova keypair. The fake virt driver has no cloud-init, so this test stands in for it
+/// (a hand-written CLOUD-INIT STAND-IN, named as such): it reads the keypair's public key from
+/// Nova, as cloud-init would from the metadata service, and authorizes it on the test host. After
+/// the build the temporary keypair must be gone.
+#[test]
+fn build_with_a_temporary_keypair_deletes_it() {
+    if !cloud::available(true) {
+        return;
+    }
+    let host = host_or_skip!("build_with_a_temporary_keypair_deletes_it");
+    host.use_repo();
+    let rt = hosts::runtime();
+    let session = rt.block_on(cloud::session(cloud::ADMIN));
+    let images = ImageClient::new(session.clone());
+    let tag = cloud::unique("e2e-tmpkey");
+    rt.block_on(async {
+        let data = cloud::data_file(1 << 20, 9);
+        let mut new = NewImage::named(&format!("{tag}-base"));
+        new.tags = vec![tag.clone()];
+        new.visibility = Some(Visibility::Private);
+        cloud::active_image(&images, &new, data.path()).await;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut knobs = Knobs::good(&host, &tag, "unused");
+    knobs.keypair = None;
+    let template = knobs.write(dir.path());
+
+    let mut child = build::spawn_forge_build(&template);
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut text = String::new();
+    let mut authorized = false;
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(120)) {
+        text.push_str(&line);
+        text.push('\n');
+        if !authorized && line.trim_start().starts_with("temporary keypair: ") {
+            // CLOUD-INIT STAND-IN: fetch the public key Nova holds and authorize it.
+            let name = line
+                .trim_start()
+                .trim_start_matches("temporary keypair: ")
+                .to_string();
+            let public = rt.block_on(async {
+                let url = session
+                    .url("compute", &["os-keypairs", &name])
+                    .await
+                    .unwrap();
+                let v: serde_json::Value = session
+                    .send_json(reqwest::Method::GET, url, |r| r)
+                    .await
+                    .unwrap();
+                v["keypair"]["public_key"].as_str().unwrap().to_string()
+            });
+            let keys = host.read("/root/.ssh/authorized_keys").unwrap_or_default();
+            let mut keys = String::from_utf8(keys).unwrap();
+            keys.push_str(&public);
+            keys.push('\n');
+            host.write("/root/.ssh/authorized_keys", keys.as_bytes(), 0o600);
+            authorized = true;
+        }
+    }
+    let status = child.wait().unwrap();
+    let stdout = {
+        use std::io::Read;
+        let mut s = String::new();
+        child.stdout.take().unwrap().read_to_string(&mut s).unwrap();
+        s
+    };
+    let _ = reader.join();
+    let id = build::run_id(&text).expect("run id");
+    let left = rt.block_on(leftovers(&session, &id));
+    rt.block_on(cloud::delete_tagged(&images, &tag));
+    assert!(
+        authorized,
+        "forge never registered a temporary keypair:\n{text}"
+    );
+    assert_eq!(status.code(), Some(0), "{text}");
+    assert!(!stdout.trim().is_empty(), "no image id printed");
+    assert!(
+        left.keypairs.is_empty(),
+        "temporary keypair left: {:?}",
+        left.keypairs
+    );
+    assert!(left.servers.is_empty(), "servers left: {:?}", left.servers);
+    assert_eq!(left.images, vec![stdout.trim().to_string()]);
+    assert!(host.installed("hello"));
+}
