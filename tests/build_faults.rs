@@ -272,3 +272,78 @@ async fn ensure_huge_flavor(session: &std::sync::Arc<forge::openstack::Session>)
     // A 409 means an earlier run created it already.
     let _ = session.send(Method::POST, url, |r| r.json(&body)).await;
 }
+
+/// A second Ctrl-C while the build is cleaning up is ignored with a message: cleanup finishes
+/// and nothing leaks.
+#[test]
+fn a_second_interrupt_during_cleanup_is_ignored() {
+    if !cloud::available(true) {
+        return;
+    }
+    let host = host_or_skip!("a_second_interrupt_during_cleanup_is_ignored");
+    host.use_repo();
+    let rt = hosts::runtime();
+    let session = rt.block_on(cloud::session(cloud::ADMIN));
+    let images = ImageClient::new(session.clone());
+    let compute = ComputeClient::new(session.clone());
+    let tag = cloud::unique("sigint2");
+    let keypair = format!("{tag}-kp");
+    rt.block_on(async {
+        compute
+            .create_keypair(&keypair, &public_key(&hosts::Key::Ed25519.path()))
+            .await
+            .expect("register the test key");
+        let data = cloud::data_file(1 << 20, 5);
+        let mut new = NewImage::named(&format!("{tag}-base"));
+        new.tags = vec![tag.clone()];
+        new.visibility = Some(Visibility::Private);
+        cloud::active_image(&images, &new, data.path()).await;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut knobs = Knobs::good(&host, &tag, &keypair);
+    knobs.script_sleep = 5;
+    let template = knobs.write(dir.path());
+
+    let mut child = build::spawn_forge_build(&template);
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let sigint = |pid: u32| {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status();
+    };
+    let mut text = String::new();
+    let mut sent = 0;
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(120)) {
+        // First signal while provisioning; the second as soon as cleanup starts waiting for the
+        // server to go away.
+        if (sent == 0 && line == "==> provision")
+            || (sent == 1 && line.contains("waiting for server") && line.contains("deleted"))
+        {
+            sigint(child.id());
+            sent += 1;
+        }
+        text.push_str(&line);
+        text.push('\n');
+    }
+    let status = child.wait().expect("wait");
+    let _ = reader.join();
+    let id = run_id(&text).expect("run id");
+    let left = rt.block_on(leftovers(&session, &id));
+    rt.block_on(async {
+        let _ = compute.delete_keypair(&keypair).await;
+        cloud::delete_tagged(&images, &tag).await;
+    });
+    assert_eq!(sent, 2, "{text}");
+    assert_eq!(status.code(), Some(130), "{text}");
+    assert!(
+        text.contains("SIGINT ignored: cleanup is in progress and must finish"),
+        "{text}"
+    );
+    assert_eq!(left.count(), 0, "leaked {left:?}\n{text}");
+}
