@@ -8,7 +8,8 @@ mod image;
 use std::path::Path;
 
 /// A spec argument with everything a shell could trip over.
-const HOSTILE: &str = "it's $(touch /root/pwned1) `touch /root/pwned2` \"q\" ; touch /root/pwned3\nline 2 $HOME";
+const HOSTILE: &str =
+    "it's $(touch /root/pwned1) `touch /root/pwned2` \"q\" ; touch /root/pwned3\nline 2 $HOME";
 
 fn spec(name: &str) -> String {
     image::specs_dir().join(name).display().to_string()
@@ -37,9 +38,25 @@ fn reconcile_in_place_installs_runs_and_copies_then_test_only_passes_without_wri
 
     // Test-only proves the reconcile, and (a discarded snapshot) changes nothing.
     let before = image::sha256(&disk.path);
-    let out = image::pack(&["--image", &img, "--spec", &spec, "--arg", &arg, "--test-only"]);
-    assert_eq!(out.status.code(), Some(0), "test-only after reconcile failed");
-    assert_eq!(image::sha256(&disk.path), before, "test-only wrote the image");
+    let out = image::pack(&[
+        "--image",
+        &img,
+        "--spec",
+        &spec,
+        "--arg",
+        &arg,
+        "--test-only",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "test-only after reconcile failed"
+    );
+    assert_eq!(
+        image::sha256(&disk.path),
+        before,
+        "test-only wrote the image"
+    );
 
     let seen = image::guest_sh(
         &disk.path,
@@ -50,19 +67,26 @@ fn reconcile_in_place_installs_runs_and_copies_then_test_only_passes_without_wri
     let parts: Vec<&str> = seen.split("---\n").collect();
     assert_eq!(parts.len(), 5, "{seen}");
     assert_eq!(
-        parts[0],
-        "hello installed\ntree installed\njq installed\n",
+        parts[0], "hello installed\ntree installed\njq installed\n",
         "packages from the local repo"
     );
-    assert_eq!(parts[1], format!("{HOSTILE}\n"), "the argument reached the script verbatim");
-    let helper = std::fs::read_to_string(image::specs_dir().join("scripts/helpers/pack_helper.sh"))
-        .unwrap();
+    assert_eq!(
+        parts[1],
+        format!("{HOSTILE}\n"),
+        "the argument reached the script verbatim"
+    );
+    let helper =
+        std::fs::read_to_string(image::specs_dir().join("scripts/helpers/pack_helper.sh")).unwrap();
     assert_eq!(parts[2], helper, "copy_script copied the bytes verbatim");
     assert_eq!(
         parts[3], "second branch ran\n",
         "a failing command in an `any` branch fell through to the next branch"
     );
-    assert!(!parts[4].contains("pwned"), "a hostile value executed: {}", parts[4]);
+    assert!(
+        !parts[4].contains("pwned"),
+        "a hostile value executed: {}",
+        parts[4]
+    );
 }
 
 #[test]
@@ -85,12 +109,21 @@ fn output_writes_a_standalone_qcow2_and_leaves_the_input_byte_identical() {
     ]);
     assert_eq!(out.status.code(), Some(0), "pack --output failed");
     assert_eq!(image::sha256(&disk.path), before, "the input changed");
-    assert!(leftovers(out_dir.path()).is_empty(), "temp files left behind");
+    assert!(
+        leftovers(out_dir.path()).is_empty(),
+        "temp files left behind"
+    );
 
     let info = image::qemu_img_info(&output);
     assert_eq!(info["format"], "qcow2");
-    assert!(info.get("backing-filename").is_none(), "output still has a backing file: {info}");
-    let seen = image::guest_sh(&output, "dpkg-query -W -f='${Package}\\n' hello; cat /root/forge-marker");
+    assert!(
+        info.get("backing-filename").is_none(),
+        "output still has a backing file: {info}"
+    );
+    let seen = image::guest_sh(
+        &output,
+        "dpkg-query -W -f='${Package}\\n' hello; cat /root/forge-marker",
+    );
     assert_eq!(seen, "hello\nplain", "the output holds the packed result");
 }
 
@@ -114,9 +147,15 @@ fn failing_validator_leaves_no_output_and_the_input_untouched() {
     ]);
     let stderr = image::text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "a failed validator is exit 1");
-    assert!(stderr.contains("failing.yaml:"), "failure without its spec location: {stderr}");
+    assert!(
+        stderr.contains("failing.yaml:"),
+        "failure without its spec location: {stderr}"
+    );
     assert!(!output.exists(), "--output was written despite the failure");
-    assert!(leftovers(out_dir.path()).is_empty(), "temp files left behind");
+    assert!(
+        leftovers(out_dir.path()).is_empty(),
+        "temp files left behind"
+    );
     assert_eq!(image::sha256(&disk.path), before, "the input changed");
 }
 
@@ -131,19 +170,43 @@ fn usage_and_spec_errors_exit_2_before_any_launch() {
 
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
-            vec!["--image".into(), disk_s.clone(), "--spec".into(), bad_spec.display().to_string()],
+            vec![
+                "--image".into(),
+                disk_s.clone(),
+                "--spec".into(),
+                bad_spec.display().to_string(),
+            ],
             "bad.yaml:2:",
         ),
         (
-            vec!["--image".into(), "/nonexistent/forge.qcow2".into(), "--spec".into(), spec("failing.yaml")],
+            vec![
+                "--image".into(),
+                "/nonexistent/forge.qcow2".into(),
+                "--spec".into(),
+                spec("failing.yaml"),
+            ],
             "/nonexistent/forge.qcow2",
         ),
         (
-            vec!["--image".into(), disk_s.clone(), "--spec".into(), spec("failing.yaml"), "--output".into(), disk_s.clone()],
+            vec![
+                "--image".into(),
+                disk_s.clone(),
+                "--spec".into(),
+                spec("failing.yaml"),
+                "--output".into(),
+                disk_s.clone(),
+            ],
             "is the input image",
         ),
         (
-            vec!["--image".into(), disk_s.clone(), "--spec".into(), spec("failing.yaml"), "--arg".into(), "novalue".into()],
+            vec![
+                "--image".into(),
+                disk_s.clone(),
+                "--spec".into(),
+                spec("failing.yaml"),
+                "--arg".into(),
+                "novalue".into(),
+            ],
             "NAME=VALUE",
         ),
     ];
@@ -152,6 +215,9 @@ fn usage_and_spec_errors_exit_2_before_any_launch() {
         let out = image::pack(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = image::text(&out.stderr);
-        assert!(stderr.contains(expected), "{args:?}: expected {expected:?} in {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: expected {expected:?} in {stderr}"
+        );
     }
 }
