@@ -67,8 +67,8 @@ fn reconcile_in_place_installs_runs_and_copies_then_test_only_passes_without_wri
     let parts: Vec<&str> = seen.split("---\n").collect();
     assert_eq!(parts.len(), 5, "{seen}");
     assert_eq!(
-        parts[0], "hello installed\ntree installed\njq installed\n",
-        "packages from the local repo"
+        parts[0], "hello installed\njq installed\ntree installed\n",
+        "packages from the local repo (dpkg-query sorts by name)"
     );
     assert_eq!(
         parts[1],
@@ -124,7 +124,7 @@ fn output_writes_a_standalone_qcow2_and_leaves_the_input_byte_identical() {
         &output,
         "dpkg-query -W -f='${Package}\\n' hello; cat /root/forge-marker",
     );
-    assert_eq!(seen, "hello\nplain", "the output holds the packed result");
+    assert_eq!(seen, "hello\nplain\n", "the output holds the packed result");
 }
 
 #[test]
