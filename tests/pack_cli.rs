@@ -36,7 +36,8 @@ fn reconcile_in_place_installs_runs_and_copies_then_test_only_passes_without_wri
     let out = image::pack(&["--image", &img, "--spec", &spec, "--arg", &arg]);
     assert_eq!(out.status.code(), Some(0), "reconcile failed");
 
-    // Test-only proves the reconcile, and (a discarded snapshot) changes nothing.
+    // Test-only proves the reconcile, and (a discarded snapshot) changes nothing. The root named
+    // by hand gives the same result as inspection.
     let before = image::sha256(&disk.path);
     let out = image::pack(&[
         "--image",
@@ -46,6 +47,8 @@ fn reconcile_in_place_installs_runs_and_copies_then_test_only_passes_without_wri
         "--arg",
         &arg,
         "--test-only",
+        "--root-filesystem",
+        "/dev/sda1",
     ]);
     assert_eq!(
         out.status.code(),

@@ -7,7 +7,9 @@
 #   - from that root, a small qcow2 base image (MBR, ext4 labelled "root").
 # Tests give each case its own `qemu-img create -b` overlay of the base; they never write the base.
 #
-# usage: tests/image/setup.sh            (as root on Debian 12; state in $FORGE_IMAGE_DIR, /tmp/forge-image)
+# usage: tests/image/setup.sh [packages]   (as root on Debian 12; state in $FORGE_IMAGE_DIR,
+#                                           default /tmp/forge-image)
+#   packages   only install the packages (libguestfs-dev must be there before forge links)
 # After it: export LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg \
 #                  LIBGUESTFS_CACHEDIR=/tmp/forge-image/gcache   (the tests set these themselves)
 set -euo pipefail
@@ -29,9 +31,15 @@ if ! dpkg-query -W -f='${Status}\n' "${PKGS[@]}" 2>/dev/null | grep -qv '^instal
 else
     say "installing packages (apt)"
     "${APT[@]}" update -qq
-    "${APT[@]}" install -y -qq --no-install-recommends --allow-downgrades qemu-utils/bookworm \
-        libguestfs-tools libguestfs-dev linux-image-amd64 debootstrap dpkg-dev >"$W/logs/apt.log"
+    install() {
+        "${APT[@]}" install -y -qq --no-install-recommends --allow-downgrades qemu-utils/bookworm \
+            libguestfs-tools libguestfs-dev linux-image-amd64 debootstrap dpkg-dev >>"$W/logs/apt.log" 2>&1
+    }
+    # One retry: a concurrent apt user on the machine can break a run half-way.
+    install || { say "apt failed, retrying once"; dpkg --configure -a >>"$W/logs/apt.log" 2>&1 || true; install; } \
+        || { tail -30 "$W/logs/apt.log" >&2; exit 1; }
 fi
+[ "${1:-}" = packages ] && exit 0
 
 # /dev/kvm may exist yet be unusable (nested KVM: the appliance never prints a byte). TCG always works.
 export LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg
