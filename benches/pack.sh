@@ -75,7 +75,7 @@ TOOLS=(forge virt-customize)
 for i in $(seq "$RUNS"); do
     for tool in "${TOOLS[@]}"; do
         case $tool in
-        forge) t=$(time_one "forge-$i" "$FORGE" -q pack --network --image {} --spec "$SPEC") ;;
+        forge) t=$(time_one "forge-$i" "$FORGE" pack --network --image {} --spec "$SPEC") ;;
         virt-customize) t=$(time_one "vc-$i" virt-customize -q --format qcow2 -a {} \
             --install hello,tree,jq --run "$HERE/pack/scripts/configure.sh" \
             --upload "$HERE/pack/scripts/helpers/bench_helper.sh:/tmp/bench_helper.sh") ;;

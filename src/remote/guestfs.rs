@@ -299,7 +299,13 @@ fn worker(
     while let Some(request) = requests.blocking_recv() {
         match request {
             Request::Run { cmd, reply } => {
-                let _ = reply.send(session.run(&cmd));
+                let started = Instant::now();
+                let result = session.run(&cmd);
+                tracing::debug!(
+                    "command took {:.2} s: {cmd}",
+                    started.elapsed().as_secs_f64()
+                );
+                let _ = reply.send(result);
             }
             Request::Write {
                 path,
