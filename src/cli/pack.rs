@@ -6,10 +6,10 @@
 //! flattened (`qemu-img convert`) to a temp file and renamed into place only when the spec is
 //! satisfied, so a failure leaves neither a changed input nor an output file.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+#[cfg(feature = "guestfs")]
+use std::{collections::BTreeMap, path::Path, time::Instant};
 
 /// Exit codes as `forge check`.
 const EXIT_FAILED: u8 = 1;
@@ -66,6 +66,7 @@ fn parse_arg(s: &str) -> Result<(String, String), String> {
 
 /// Why `forge pack` stopped; each kind has its exit code.
 #[derive(Debug)]
+#[cfg_attr(not(feature = "guestfs"), allow(dead_code))]
 enum Stop {
     /// Usage, spec or argument error (exit 2). Already formatted for the user.
     Usage(String),
