@@ -46,10 +46,10 @@ async fn runs_commands_writes_files_and_closes() {
 
     // Root, with a usable environment.
     let out = remote
-        .run("id -u; echo \"$HOME\"; command -v dpkg")
+        .run("id -u; echo \"$HOME\"; command -v dpkg; umask")
         .await
         .unwrap();
-    assert_eq!(out.stdout_lossy(), "0\n/root\n/usr/bin/dpkg\n");
+    assert_eq!(out.stdout_lossy(), "0\n/root\n/usr/bin/dpkg\n0022\n");
 
     // A hostile value survives quoting byte for byte and executes nothing.
     let hostile =

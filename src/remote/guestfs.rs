@@ -330,8 +330,9 @@ fn worker(
 /// Where, inside the guest, a command's stdout and stderr are collected. Removed on close.
 const WORK_DIR_PREFIX: &str = "/tmp/.forge-guestfs-";
 
-/// Commands run non-interactively as root with a conventional environment: the appliance's
-/// daemon passes its own minimal one, and nobody can answer a debconf prompt in an appliance.
+/// Commands run non-interactively as root with a conventional environment (and umask 022, as a
+/// root login has): the appliance's daemon passes its own minimal one, and nobody can answer a
+/// debconf prompt in an appliance.
 const COMMAND_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 HOME=/root DEBIAN_FRONTEND=noninteractive";
 
@@ -382,6 +383,7 @@ impl Session {
             launch_time.as_secs_f64()
         );
 
+        let inspecting = Instant::now();
         let roots = g.inspect_os().map_err(api("inspect-os"))?;
         let root = match &opts.root_filesystem {
             Some(dev) => dev.clone(),
@@ -431,7 +433,10 @@ impl Session {
             // Inspection could not tell (or the root was named by hand): ask the guest itself.
             None => read_os_release_id(&g).unwrap_or(distro),
         };
-        tracing::info!("{image}: root {root}, distro {distro}");
+        tracing::info!(
+            "{image}: root {root}, distro {distro} (inspected and mounted in {:.1} s)",
+            inspecting.elapsed().as_secs_f64()
+        );
         Ok(Session {
             g: Some(g),
             image,
@@ -453,7 +458,7 @@ impl Session {
         let g = self.handle()?;
         let d = &self.work_dir;
         let wrapper = format!(
-            "umask 077 && mkdir -p {d} && {{ {COMMAND_ENV} /bin/sh -c {cmd} >{d}/out 2>{d}/err </dev/null; echo $?; }}",
+            "mkdir -p -m 700 {d} && {{ umask 022; {COMMAND_ENV} /bin/sh -c {cmd} >{d}/out 2>{d}/err </dev/null; echo $?; }}",
             cmd = shell_quote(cmd)
         );
         let status = g
