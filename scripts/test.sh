@@ -1,17 +1,61 @@
 #!/usr/bin/env bash
-# The full test suite on a fresh Debian 12 machine (run as root): installs and starts what the
-# tests need (test cloud, SSH test hosts, libguestfs), checks formatting and lints, runs every
-# test, then stops what it started.
+# The full test suite on a fresh Debian 12 machine, as root: installs and starts what the tests need
+# (the OpenStack test cloud, SSH test hosts, libguestfs and a test disk image) while the tests
+# compile, checks formatting and lints, runs every test, then stops what it started.
+#
+#   FORGE_KEEP_ENV=1   leave the test cloud running afterwards (faster reruns)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+LOGS=${FORGE_TEST_LOGS:-/tmp/forge-test-logs}
+mkdir -p "$LOGS"
 t0=$(date +%s)
 step() { echo "==> [$(( $(date +%s) - t0 ))s] $*"; }
+
+[ "$(id -u)" = 0 ] || { echo "scripts/test.sh: run as root (it installs packages and starts services)" >&2; exit 2; }
+export DEBIAN_FRONTEND=noninteractive
+
+# Each environment part is set up in the background, its output in $LOGS/<name>.log.
+pids=(); names=()
+setup() { # name script...
+  local name=$1; shift
+  step "setting up $name (log: $LOGS/$name.log)"
+  ( "$@" > "$LOGS/$name.log" 2>&1 ) &
+  pids+=($!); names+=("$name")
+}
+apt-get -o DPkg::Lock::Timeout=900 update -qq
+[ -x tests/cloud/up.sh ] && setup cloud tests/cloud/up.sh
+[ -x tests/hosts/setup.sh ] && setup hosts tests/hosts/setup.sh
+[ -x tests/image/setup.sh ] && setup image tests/image/setup.sh
+
+cleanup() {
+  [ -x tests/hosts/teardown.sh ] && tests/hosts/teardown.sh > "$LOGS/hosts-teardown.log" 2>&1
+  if [ -z "${FORGE_KEEP_ENV:-}" ] && [ -x tests/cloud/down.sh ]; then
+    tests/cloud/down.sh > "$LOGS/cloud-down.log" 2>&1
+  fi
+  true
+}
+trap cleanup EXIT
 
 step "format and lint"
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 
+step "compiling tests"
+cargo test --all-targets --no-run
+
+failed=0
+for i in "${!pids[@]}"; do
+  if wait "${pids[$i]}"; then
+    step "${names[$i]} ready"
+  else
+    echo "setup of ${names[$i]} failed; last lines of $LOGS/${names[$i]}.log:" >&2
+    tail -n 40 "$LOGS/${names[$i]}.log" >&2
+    failed=1
+  fi
+done
+[ "$failed" = 0 ] || exit 1
+
 step "tests"
 export FORGE_REQUIRE_INTEGRATION=1
-cargo test --all-targets 2>&1
-step "done"
+cargo test --all-targets
+step "done in $(( $(date +%s) - t0 ))s"

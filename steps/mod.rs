@@ -1,7 +1,150 @@
 //! The build's steps, one file per step with its run and cleanup side by side, and the state bag
 //! they share. Steps depend on the core modules (`pipeline`, `openstack`, `remote`, `spec`),
 //! never the reverse.
+//!
+//! [`openstack_pipeline`] is the whole OpenStack build, top to bottom, in one place.
 
+pub mod connect;
+pub mod flavor;
+pub mod floating_ip;
+pub mod keypair;
+pub mod provision;
+pub mod publish;
+pub mod server;
+pub mod snapshot;
+pub mod source_image;
 pub mod state;
+pub mod stop_server;
+
+use anyhow::Context;
 
 pub use state::BuildState;
+
+use crate::openstack::compute::ComputeClient;
+use crate::openstack::image::{ImageClient, Visibility};
+use crate::openstack::network::NetworkClient;
+use crate::pipeline::Step;
+use crate::template::{OpenStackSource, SourceImage, UserData};
+
+/// The API clients of one cloud, sharing one authenticated session.
+#[derive(Clone)]
+pub struct Clients {
+    pub image: ImageClient,
+    pub compute: ComputeClient,
+    pub network: NetworkClient,
+}
+
+/// The OpenStack build, step by step. `provisioners` are loaded beforehand so that a broken
+/// spec fails the build before anything is created.
+pub fn openstack_pipeline(
+    src: &OpenStackSource,
+    clients: &Clients,
+    provisioners: Vec<provision::Provisioner>,
+    verify: bool,
+) -> anyhow::Result<Vec<Box<dyn Step<BuildState>>>> {
+    let t = &src.timeouts;
+    let user_data = match &src.user_data {
+        None => None,
+        Some(UserData::Inline(text)) => Some(text.clone().into_bytes()),
+        Some(UserData::File(path)) => Some(
+            std::fs::read(path).with_context(|| format!("user_data_file {}", path.display()))?,
+        ),
+    };
+    let existing_keypair = match (&src.ssh.keypair_name, &src.ssh.private_key_file) {
+        (Some(name), Some(file)) => Some((name.clone(), file.clone())),
+        _ => None,
+    };
+    let visibility = src
+        .image
+        .visibility
+        .map(|v| v.as_str().parse::<Visibility>())
+        .transpose()?;
+
+    let mut steps: Vec<Box<dyn Step<BuildState>>> = vec![
+        Box::new(source_image::SourceImageStep::new(
+            clients.image.clone(),
+            source_image_input(&src.source_image),
+        )),
+        Box::new(flavor::FlavorStep {
+            compute: clients.compute.clone(),
+            flavor: src.flavor.clone(),
+        }),
+        Box::new(keypair::KeypairStep {
+            compute: clients.compute.clone(),
+            existing: existing_keypair,
+        }),
+        Box::new(server::BootServerStep {
+            compute: clients.compute.clone(),
+            network: clients.network.clone(),
+            networks: src.networks.clone(),
+            security_groups: src.security_groups.clone(),
+            availability_zone: src.availability_zone.clone(),
+            user_data,
+            config_drive: src.config_drive,
+            timeout: t.boot,
+        }),
+    ];
+    if let Some(pool) = &src.floating_ip_network {
+        steps.push(Box::new(floating_ip::FloatingIpStep {
+            network: clients.network.clone(),
+            pool: pool.clone(),
+        }));
+    }
+    steps.extend([
+        Box::new(connect::ConnectStep {
+            username: src.ssh.username.clone(),
+            host: src.ssh.host.clone(),
+            port: src.ssh.port,
+            timeout: t.ssh,
+            known_hosts_dir: None,
+        }) as Box<dyn Step<BuildState>>,
+        Box::new(provision::ProvisionStep {
+            provisioners,
+            verify,
+        }),
+        Box::new(stop_server::StopServerStep {
+            compute: clients.compute.clone(),
+            timeout: t.boot,
+        }),
+        Box::new(snapshot::SnapshotStep {
+            compute: clients.compute.clone(),
+            images: clients.image.clone(),
+            image_name: src.image.name.clone(),
+            timeout: t.image,
+        }),
+        Box::new(publish::PublishStep {
+            images: clients.image.clone(),
+            properties: src.image.properties.clone(),
+            tags: src.image.tags.clone(),
+            visibility,
+            min_disk: src.image.min_disk,
+            members: src.image.members.clone(),
+        }),
+    ]);
+    Ok(steps)
+}
+
+fn source_image_input(s: &SourceImage) -> source_image::SourceImageInput {
+    use source_image::{SourceImageFilter, SourceImageInput};
+    match s {
+        SourceImage::Id(id) => SourceImageInput {
+            source_image: Some(id.clone()),
+            ..Default::default()
+        },
+        SourceImage::Name(name) => SourceImageInput {
+            source_image_name: Some(name.clone()),
+            ..Default::default()
+        },
+        SourceImage::Filter(f) => SourceImageInput {
+            source_image_filter: Some(SourceImageFilter {
+                name: f.name.clone(),
+                owner: f.owner.clone(),
+                tags: f.tags.clone(),
+                visibility: f.visibility.map(|v| v.as_str().to_string()),
+                properties: f.properties.clone(),
+                most_recent: f.most_recent,
+            }),
+            ..Default::default()
+        },
+    }
+}

@@ -2,9 +2,55 @@
 //! created the moment an API returns its id. A field per fact, so the compiler checks who reads
 //! what (Packer's untyped map, left behind).
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::journal::Journal;
+use crate::openstack::compute::Flavor;
+use crate::openstack::image::Image;
+use crate::openstack::network::FloatingIp;
+use crate::remote::ssh::SshRemote;
+
 /// Shared state of one OpenStack build.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct BuildState {
     /// This run's id; every resource forge creates is named `forge-<run_id>-…`.
     pub run_id: String,
+    /// Every resource created and deleted, fsynced before each create call when a file is
+    /// attached (`forge cleanup` reads it after a crash); feeds the manifest.
+    pub journal: Journal,
+    /// The Glance image the server boots from (step `source image`).
+    pub source_image: Option<Image>,
+    /// Step `flavor`.
+    pub flavor: Option<Flavor>,
+    /// Step `keypair`: the Nova keypair name and the private key file SSH uses.
+    pub keypair: Option<KeypairState>,
+    /// Step `boot server`: the id is set the moment Nova returns it, before the wait.
+    pub server_id: Option<String>,
+    /// The server's address from Nova (first fixed IPv4), when it has one.
+    pub server_address: Option<String>,
+    /// Step `floating IP`: allocated by this build (released at cleanup).
+    pub floating_ip: Option<FloatingIp>,
+    /// Step `connect`: the SSH session provisioners use.
+    pub ssh: Option<Arc<SshRemote>>,
+    /// Step `provision`: argument values the validators ran with (sensitive ones redacted).
+    pub arguments: BTreeMap<String, String>,
+    /// Step `snapshot`: the new image's id, set as soon as Nova returns it.
+    pub snapshot_id: Option<String>,
+    /// Step `publish`: the final image.
+    pub image: Option<Image>,
+}
+
+/// The keypair the server is booted with.
+#[derive(Debug)]
+pub struct KeypairState {
+    /// Nova keypair name.
+    pub name: String,
+    /// The private key SSH authenticates with.
+    pub private_key_file: PathBuf,
+    /// True when this build registered the keypair (and so deletes it).
+    pub temporary: bool,
+    /// Holds the temporary key file; removed on drop.
+    pub dir: Option<tempfile::TempDir>,
 }

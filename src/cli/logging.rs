@@ -21,6 +21,7 @@ pub fn init(verbose: u8, quiet: bool, progress: Progress) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(verbose > 0)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .with_writer(ProgressWriter(progress))
         .try_init();

@@ -45,6 +45,29 @@ pub enum Command {
     Pack(pack::Args),
 }
 
+/// The process arguments with Packer's single-dash `-var`/`-var-file` spelled `--var`/`--var-file`
+/// (clap would read `-var` as `-v -a -r`). Nothing after `--` is touched.
+pub fn args() -> Vec<std::ffi::OsString> {
+    let mut out = Vec::new();
+    let mut rest = false;
+    for a in std::env::args_os() {
+        let s = a.to_str().unwrap_or("");
+        if rest || s == "--" {
+            rest = true;
+            out.push(a);
+        } else if s == "-var"
+            || s == "-var-file"
+            || s.starts_with("-var=")
+            || s.starts_with("-var-file=")
+        {
+            out.push(format!("-{s}").into());
+        } else {
+            out.push(a);
+        }
+    }
+    out
+}
+
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     let progress = crate::pipeline::Progress::for_stderr(cli.quiet);

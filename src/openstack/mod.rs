@@ -1,1 +1,23 @@
 //! Clients that mirror the OpenStack APIs: one module per service.
+//!
+//! - [`config`]: which cloud and how to log in (`clouds.yaml`, `secure.yaml`, `OS_*`).
+//! - [`identity`]: the Keystone v3 [`Session`]: token, service catalog, every HTTP request
+//!   (counted, so tests and benchmarks can report round trips).
+//! - [`image`] (Glance v2), [`compute`] (Nova v2.1 with microversions), [`network`] (Neutron
+//!   floating IPs).
+//! - [`wait`]: the one bounded, cancellable, backing-off wait every client uses.
+//!
+//! Written on `reqwest` rather than the `openstack_sdk` crate: see the design note in
+//! [`identity`].
+
+pub mod compute;
+pub mod config;
+pub mod error;
+pub mod identity;
+pub mod image;
+pub mod network;
+pub mod wait;
+
+pub use config::{CloudConfig, ConfigEnv};
+pub use error::Error;
+pub use identity::Session;

@@ -97,3 +97,4 @@ mod tests {
         assert_eq!(shell_quote("$(rm -rf /)`x`\n"), "'$(rm -rf /)`x`\n'");
     }
 }
+pub mod ssh;

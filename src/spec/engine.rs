@@ -2,6 +2,13 @@
 //! (`validator-spec.md`; Sahara semantics plus forge's fixes). The engine knows nothing about SSH
 //! or libguestfs: every effect goes through the four `Remote` methods, and every call is one
 //! round trip in [`RunReport::round_trips`].
+//!
+//! Script protocol (one `Remote::run_script` call per script): the file's bytes are uploaded
+//! unchanged to `/tmp/forge-<uuid>.sh` and run as
+//! `env 'NAME=VALUE'... /tmp/forge-<uuid>.sh` when it starts with `#!` (else `... bash <path>`),
+//! then removed. Sahara prepends `export` lines instead, which hides the shebang and executes
+//! unquoted values; passing them through env(1) keeps the script verbatim, quotes every value and
+//! still allows names bash would reject (`java-version`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -352,6 +359,7 @@ impl<'a> Engine<'a> {
             ));
         };
         let cmds = PackageCommands::new(family, packages);
+        tracing::debug!(at = %v.location, mode = ?mode, "package {}", cmds.display);
         let remote = self.remote;
         let check = self.call(remote.run(&cmds.check)).await?;
         if check.success() {
@@ -400,6 +408,8 @@ impl<'a> Engine<'a> {
             .map(|(name, value)| shell_quote(&format!("{name}={value}")))
             .collect();
         let path = format!("/tmp/forge-{}.sh", uuid::Uuid::new_v4().simple());
+        // Names only: values may be anything the user passed.
+        tracing::debug!(at = %v.location, mode = ?mode, env = ?script.env_vars, "script {}", script.name);
         let cmd = script_command(&path, &script.content, &exported);
         let remote = self.remote;
         let out = self
@@ -418,6 +428,7 @@ impl<'a> Engine<'a> {
 
     /// Writes the bytes verbatim to `/tmp/<basename>` in both modes (forge fix 5).
     async fn copy_script(&mut self, copy: &CopyScript) -> Outcome {
+        tracing::debug!("copy_script {} -> {}", copy.name, copy.destination);
         let remote = self.remote;
         self.call(remote.write_file(&copy.destination, &copy.content, 0o644))
             .await

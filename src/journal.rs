@@ -1,0 +1,300 @@
+//! The resource journal: every cloud resource a build creates or deletes, in order.
+//!
+//! A build appends an *intent* record before each create call, a *created* record with the id as
+//! soon as the API returns it, and a *deleted* record when cleanup removed it. With a file attached
+//! each record is appended and fsynced before the call it announces, so a SIGKILL at any instant
+//! leaves a journal that names everything that may exist (`forge cleanup` reads it). The same
+//! records feed the manifest's resource list.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// One line of a journal file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Record {
+    /// A create call is about to be made.
+    Intent {
+        run_id: String,
+        step: String,
+        kind: String,
+        name: String,
+    },
+    /// The create call returned this id.
+    Created {
+        run_id: String,
+        step: String,
+        kind: String,
+        name: String,
+        id: String,
+    },
+    /// Cleanup removed the resource (or found it already gone).
+    Deleted {
+        run_id: String,
+        kind: String,
+        id: String,
+    },
+    /// The run ended; `ok` tells whether the build succeeded.
+    Finished { run_id: String, ok: bool },
+}
+
+/// A resource as the journal last saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    pub kind: String,
+    pub name: String,
+    /// `None` while only the intent is known (the create call may or may not have happened).
+    pub id: Option<String>,
+    pub deleted: bool,
+}
+
+/// Errors writing or reading a journal.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("journal {path}:{line}: not a journal record: {message}")]
+    Parse {
+        path: String,
+        line: usize,
+        message: String,
+    },
+}
+
+/// An append-only record of one run's resources, in memory and optionally in a file.
+#[derive(Debug, Default)]
+pub struct Journal {
+    run_id: String,
+    records: Vec<Record>,
+    file: Option<(PathBuf, File)>,
+}
+
+impl Journal {
+    /// A journal kept in memory only (tests, `forge validate`).
+    pub fn in_memory(run_id: &str) -> Journal {
+        Journal {
+            run_id: run_id.to_string(),
+            ..Journal::default()
+        }
+    }
+
+    /// A journal that also appends to `path` (created, with its directory, if absent).
+    pub fn create(path: &Path, run_id: &str) -> Result<Journal, JournalError> {
+        let io = |source| JournalError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io)?;
+        Ok(Journal {
+            run_id: run_id.to_string(),
+            records: Vec::new(),
+            file: Some((path.to_path_buf(), file)),
+        })
+    }
+
+    /// The default location: `$XDG_STATE_HOME/forge/runs/<run-id>.jsonl`
+    /// (`~/.local/state/forge/runs/...` when `XDG_STATE_HOME` is unset).
+    pub fn default_path(run_id: &str) -> PathBuf {
+        let base = std::env::var_os("XDG_STATE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .unwrap_or_else(|| PathBuf::from("/var/tmp"));
+        base.join("forge/runs").join(format!("{run_id}.jsonl"))
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Announce a create call. Call before the API request.
+    pub fn intent(&mut self, step: &str, kind: &str, name: &str) -> Result<(), JournalError> {
+        self.append(Record::Intent {
+            run_id: self.run_id.clone(),
+            step: step.into(),
+            kind: kind.into(),
+            name: name.into(),
+        })
+    }
+
+    /// Record the id a create call returned. Call the moment the API returns, before any wait.
+    pub fn created(
+        &mut self,
+        step: &str,
+        kind: &str,
+        name: &str,
+        id: &str,
+    ) -> Result<(), JournalError> {
+        self.append(Record::Created {
+            run_id: self.run_id.clone(),
+            step: step.into(),
+            kind: kind.into(),
+            name: name.into(),
+            id: id.into(),
+        })
+    }
+
+    /// Record that a resource is gone.
+    pub fn deleted(&mut self, kind: &str, id: &str) -> Result<(), JournalError> {
+        self.append(Record::Deleted {
+            run_id: self.run_id.clone(),
+            kind: kind.into(),
+            id: id.into(),
+        })
+    }
+
+    /// Record the end of the run.
+    pub fn finished(&mut self, ok: bool) -> Result<(), JournalError> {
+        self.append(Record::Finished {
+            run_id: self.run_id.clone(),
+            ok,
+        })
+    }
+
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
+
+    /// Every resource the run touched, in creation order, with its latest state.
+    pub fn resources(&self) -> Vec<Resource> {
+        resources(&self.records)
+    }
+
+    fn append(&mut self, record: Record) -> Result<(), JournalError> {
+        if let Some((path, file)) = &mut self.file {
+            let io = |source| JournalError::Io {
+                path: path.display().to_string(),
+                source,
+            };
+            let mut line = serde_json::to_vec(&record).map_err(|e| io(e.into()))?;
+            line.push(b'\n');
+            // One write per record, then fsync: the record is on disk before the call it announces.
+            file.write_all(&line).map_err(io)?;
+            file.sync_data().map_err(io)?;
+        }
+        self.records.push(record);
+        Ok(())
+    }
+}
+
+/// Read a journal file. A torn last line (the process died mid-write) is ignored; any other bad
+/// line is an error with its line number.
+pub fn read(path: &Path) -> Result<Vec<Record>, JournalError> {
+    let text = std::fs::read_to_string(path).map_err(|source| JournalError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let lines: Vec<&str> = text.split('\n').collect();
+    let mut records = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(line) {
+            Ok(r) => records.push(r),
+            // Only the final line can be torn: it has no newline after it.
+            Err(_) if i == lines.len() - 1 => break,
+            Err(e) => {
+                return Err(JournalError::Parse {
+                    path: path.display().to_string(),
+                    line: i + 1,
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+    Ok(records)
+}
+
+/// Fold records into resources: intents become resources, created fills the id, deleted marks
+/// them gone.
+pub fn resources(records: &[Record]) -> Vec<Resource> {
+    let mut out: Vec<Resource> = Vec::new();
+    for r in records {
+        match r {
+            Record::Intent { kind, name, .. } => out.push(Resource {
+                kind: kind.clone(),
+                name: name.clone(),
+                id: None,
+                deleted: false,
+            }),
+            Record::Created { kind, name, id, .. } => {
+                match out
+                    .iter_mut()
+                    .rev()
+                    .find(|x| x.kind == *kind && x.name == *name && x.id.is_none())
+                {
+                    Some(x) => x.id = Some(id.clone()),
+                    None => out.push(Resource {
+                        kind: kind.clone(),
+                        name: name.clone(),
+                        id: Some(id.clone()),
+                        deleted: false,
+                    }),
+                }
+            }
+            Record::Deleted { kind, id, .. } => {
+                for x in out.iter_mut() {
+                    if x.kind == *kind && x.id.as_deref() == Some(id.as_str()) {
+                        x.deleted = true;
+                    }
+                }
+            }
+            Record::Finished { .. } => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_through_the_file_and_fold_into_resources() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs/r1.jsonl");
+        let mut j = Journal::create(&path, "r1").unwrap();
+        j.intent("keypair", "keypair", "forge-r1-key").unwrap();
+        j.created("keypair", "keypair", "forge-r1-key", "forge-r1-key")
+            .unwrap();
+        j.intent("boot server", "server", "forge-r1").unwrap();
+        j.created("boot server", "server", "forge-r1", "uuid-1")
+            .unwrap();
+        j.intent("snapshot", "image", "forge-r1-image").unwrap();
+        j.deleted("server", "uuid-1").unwrap();
+        let read_back = read(&path).unwrap();
+        assert_eq!(read_back, j.records());
+        let res = resources(&read_back);
+        assert_eq!(res.len(), 3);
+        assert_eq!(res[1].id.as_deref(), Some("uuid-1"));
+        assert!(res[1].deleted);
+        assert!(!res[0].deleted);
+        assert_eq!(res[2].id, None, "intent without an id: may exist");
+    }
+
+    #[test]
+    fn a_torn_last_line_is_ignored_but_a_bad_middle_line_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let good = r#"{"event":"intent","run_id":"r","step":"s","kind":"server","name":"n"}"#;
+        std::fs::write(&path, format!("{good}\n{{\"event\":\"crea")).unwrap();
+        assert_eq!(read(&path).unwrap().len(), 1);
+        std::fs::write(&path, format!("garbage\n{good}\n")).unwrap();
+        let err = read(&path).unwrap_err().to_string();
+        assert!(err.contains("j.jsonl:1"), "{err}");
+    }
+}

@@ -1,0 +1,146 @@
+//! Neutron v2.0: floating IPs (allocate from an external network, associate with a server's
+//! port, release).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::Error;
+use super::identity::Session;
+use super::wait::retry_idempotent;
+
+const SERVICE: &str = "network";
+
+/// A floating IP.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FloatingIp {
+    pub id: String,
+    pub floating_ip_address: String,
+    #[serde(default)]
+    pub port_id: Option<String>,
+    #[serde(default)]
+    pub floating_network_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct FipBody {
+    floatingip: FloatingIp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Named {
+    id: String,
+}
+
+/// Neutron client.
+#[derive(Debug, Clone)]
+pub struct NetworkClient {
+    session: Arc<Session>,
+}
+
+impl NetworkClient {
+    pub fn new(session: Arc<Session>) -> NetworkClient {
+        NetworkClient { session }
+    }
+
+    /// A network's id from its id or exact name (ambiguous names are an error).
+    pub async fn find_network(&self, id_or_name: &str) -> Result<String, Error> {
+        #[derive(Deserialize)]
+        struct List {
+            networks: Vec<Named>,
+        }
+        let url = self.session.url(SERVICE, &["v2.0", "networks"]).await?;
+        let by_id: List = self
+            .session
+            .send_json(Method::GET, url.clone(), |r| r.query(&[("id", id_or_name)]))
+            .await?;
+        if let Some(n) = by_id.networks.first() {
+            return Ok(n.id.clone());
+        }
+        let by_name: List = self
+            .session
+            .send_json(Method::GET, url, |r| r.query(&[("name", id_or_name)]))
+            .await?;
+        match by_name.networks.as_slice() {
+            [one] => Ok(one.id.clone()),
+            [] => Err(Error::InvalidValue {
+                what: "floating IP network".into(),
+                value: id_or_name.into(),
+                expected: "the id or name of an existing network".into(),
+            }),
+            many => Err(Error::InvalidValue {
+                what: "floating IP network".into(),
+                value: id_or_name.into(),
+                expected: format!(
+                    "an unambiguous name; {} networks are called that: use an id",
+                    many.len()
+                ),
+            }),
+        }
+    }
+
+    /// Allocate a floating IP from the external network `network_id`.
+    pub async fn allocate_floating_ip(&self, network_id: &str) -> Result<FloatingIp, Error> {
+        let url = self.session.url(SERVICE, &["v2.0", "floatingips"]).await?;
+        let body = json!({"floatingip": {"floating_network_id": network_id}});
+        let b: FipBody = self
+            .session
+            .send_json(Method::POST, url, |r| r.json(&body))
+            .await?;
+        Ok(b.floatingip)
+    }
+
+    /// Associate the floating IP with the server's first port.
+    pub async fn associate_floating_ip(
+        &self,
+        fip_id: &str,
+        server_id: &str,
+    ) -> Result<FloatingIp, Error> {
+        #[derive(Deserialize)]
+        struct Ports {
+            ports: Vec<Named>,
+        }
+        let url = self.session.url(SERVICE, &["v2.0", "ports"]).await?;
+        let ports: Ports = self
+            .session
+            .send_json(Method::GET, url, |r| r.query(&[("device_id", server_id)]))
+            .await?;
+        let port = ports.ports.first().ok_or_else(|| {
+            Error::Unsupported(format!(
+                "server {server_id} has no network port to attach a floating IP to"
+            ))
+        })?;
+        let url = self
+            .session
+            .url(SERVICE, &["v2.0", "floatingips", fip_id])
+            .await?;
+        let body = json!({"floatingip": {"port_id": port.id}});
+        let b: FipBody = self
+            .session
+            .send_json(Method::PUT, url, |r| r.json(&body))
+            .await?;
+        Ok(b.floatingip)
+    }
+
+    /// Release a floating IP; `Ok(false)` when it was already gone. Retries transient errors.
+    pub async fn release_floating_ip(&self, fip_id: &str) -> Result<bool, Error> {
+        let url = self
+            .session
+            .url(SERVICE, &["v2.0", "floatingips", fip_id])
+            .await?;
+        let result = retry_idempotent(
+            Duration::from_secs(30),
+            |_| false,
+            || self.session.send(Method::DELETE, url.clone(), |r| r),
+        )
+        .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}

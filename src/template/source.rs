@@ -1,0 +1,299 @@
+//! `source` blocks: `source "openstack" "NAME"` and `source "image-file" "NAME"`.
+
+use std::time::Duration;
+
+use hcl::edit::structure::Block;
+
+use super::decode::{head_span, Reader};
+use super::diagnostics::Diagnostics;
+use super::eval::{span_of, Scope};
+use super::model::{
+    Auth, DiskFormat, ImageFileSource, ImageFilter, ImageSettings, OpenStackSource, Secret, Source,
+    SourceImage, SourceKind, Ssh, Timeouts, UserData,
+};
+
+/// Decodes one `source` block; `None` when it has errors (all reported to `d`).
+pub(crate) fn decode(scope: &Scope, block: &Block, d: &mut Diagnostics) -> Option<Source> {
+    let labels: Vec<&str> = block.labels.iter().map(|l| l.as_str()).collect();
+    let [kind, _name] = labels.as_slice() else {
+        d.push(scope.file.error(
+            head_span(block),
+            "a source block takes two labels, its type and name: source \"openstack\" \"NAME\" { ... }",
+        ));
+        return None;
+    };
+    let Some(kind) = SourceKind::from_label(kind) else {
+        d.push(scope.file.error(
+            span_of(&block.labels[0]),
+            format!("unknown source type \"{kind}\"; expected \"openstack\" or \"image-file\""),
+        ));
+        return None;
+    };
+    let before = d.len();
+    let source = match kind {
+        SourceKind::OpenStack => openstack(scope, block, d).map(|s| Source::OpenStack(Box::new(s))),
+        SourceKind::ImageFile => image_file(scope, block, d).map(Source::ImageFile),
+    };
+    // A partially decoded source is never returned.
+    source.filter(|_| d.len() == before)
+}
+
+fn openstack(scope: &Scope, block: &Block, d: &mut Diagnostics) -> Option<OpenStackSource> {
+    let name = block.labels[1].as_str().to_string();
+    let mut r = Reader::new(scope, block, d);
+    let secret = |r: &mut Reader, key, d: &mut Diagnostics| r.string(key, d).map(Secret::new);
+    let auth = Auth {
+        cloud: r.string("cloud", d),
+        identity_endpoint: r.string("identity_endpoint", d),
+        region: r.string("region", d),
+        username: r.string("username", d),
+        password: secret(&mut r, "password", d),
+        user_domain_name: r.string("user_domain_name", d),
+        project_name: r.string("project_name", d),
+        project_domain_name: r.string("project_domain_name", d),
+        application_credential_id: r.string("application_credential_id", d),
+        application_credential_secret: secret(&mut r, "application_credential_secret", d),
+        insecure: r.bool("insecure", d).unwrap_or(false),
+        cacert: r.path("cacert", d).map(|(p, _)| p),
+    };
+
+    let source_image = source_image(&mut r, d);
+    let flavor = r.required_string("flavor", d);
+    let networks = r.strings("networks", d).unwrap_or_default();
+    let security_groups = r.strings("security_groups", d).unwrap_or_default();
+    let availability_zone = r.string("availability_zone", d);
+    let user_data = match (r.attr("user_data"), r.attr("user_data_file")) {
+        (Some(_), Some(b)) => {
+            conflict(&r, "user_data_file", span_of(&b.key), &["user_data"], d);
+            None
+        }
+        (Some(_), None) => r.string("user_data", d).map(UserData::Inline),
+        (None, Some(_)) => r.path("user_data_file", d).and_then(|(p, a)| {
+            if p.is_file() {
+                Some(UserData::File(p))
+            } else {
+                d.push(scope.file.error(
+                    span_of(&a.value),
+                    format!("user_data_file {} does not exist", p.display()),
+                ));
+                None
+            }
+        }),
+        (None, None) => None,
+    };
+    let config_drive = r.bool("config_drive", d).unwrap_or(false);
+    let floating_ip_network = r.string("floating_ip_network", d);
+
+    let ssh_username = r.required_string("ssh_username", d);
+    let ssh_host = r.string("ssh_host", d);
+    let ssh_port = r.integer("ssh_port", 1, 65535, d).unwrap_or(22);
+    let key_file = r.path("ssh_private_key_file", d);
+    if let Some((p, a)) = &key_file {
+        if !p.is_file() {
+            d.push(scope.file.error(
+                span_of(&a.value),
+                format!("ssh_private_key_file {} does not exist", p.display()),
+            ));
+        }
+    }
+    let keypair_name = r.string("ssh_keypair_name", d);
+    if let (Some(_), None, Some(a)) = (&keypair_name, &key_file, r.attr("ssh_keypair_name")) {
+        d.push(scope.file.error(
+            span_of(&a.key),
+            "`ssh_keypair_name` needs `ssh_private_key_file`: forge must hold that keypair's private key",
+        ));
+    }
+
+    let timeouts = Timeouts {
+        ssh: r
+            .duration("ssh_timeout", d)
+            .unwrap_or(Duration::from_secs(5 * 60)),
+        boot: r
+            .duration("boot_timeout", d)
+            .unwrap_or(Duration::from_secs(10 * 60)),
+        image: r
+            .duration("image_timeout", d)
+            .unwrap_or(Duration::from_secs(30 * 60)),
+        build: r
+            .duration("build_timeout", d)
+            .unwrap_or(Duration::from_secs(2 * 3600)),
+    };
+
+    let image = ImageSettings {
+        name: r.required_string("image_name", d).unwrap_or_default(),
+        visibility: r.visibility("image_visibility", d),
+        tags: r.strings("image_tags", d).unwrap_or_default(),
+        properties: r.string_map("image_properties", d).unwrap_or_default(),
+        members: r.strings("image_members", d).unwrap_or_default(),
+        min_disk: r.integer("image_min_disk", 0, 1 << 20, d),
+    };
+    r.finish(d);
+
+    Some(OpenStackSource {
+        name,
+        auth,
+        source_image: source_image?,
+        flavor: flavor?,
+        networks,
+        security_groups,
+        availability_zone,
+        user_data,
+        config_drive,
+        floating_ip_network,
+        ssh: Ssh {
+            username: ssh_username?,
+            host: ssh_host,
+            port: ssh_port as u16,
+            private_key_file: key_file.map(|(p, _)| p),
+            keypair_name,
+        },
+        image,
+        timeouts,
+    })
+}
+
+/// Reports `name` (at `span`) as conflicting with the first of `others` that is also set.
+fn conflict(
+    r: &Reader,
+    name: &str,
+    span: std::ops::Range<usize>,
+    others: &[&str],
+    d: &mut Diagnostics,
+) {
+    d.push(r.scope.file.error(
+        span,
+        format!(
+            "`{name}` conflicts with `{}`: set only one of {}, {name}",
+            others[0],
+            others.join(", ")
+        ),
+    ));
+}
+
+/// Exactly one of `source_image`, `source_image_name`, `source_image_filter`.
+fn source_image(r: &mut Reader, d: &mut Diagnostics) -> Option<SourceImage> {
+    const NAMES: [&str; 3] = ["source_image", "source_image_name", "source_image_filter"];
+    let id = r.attr("source_image").map(|a| span_of(&a.key));
+    let by_name = r.attr("source_image_name").map(|a| span_of(&a.key));
+    let filters = r.blocks("source_image_filter");
+    let mut set: Vec<(&str, std::ops::Range<usize>)> = Vec::new();
+    if let Some(s) = id.clone() {
+        set.push((NAMES[0], s));
+    }
+    if let Some(s) = by_name.clone() {
+        set.push((NAMES[1], s));
+    }
+    for f in &filters {
+        set.push((NAMES[2], span_of(&f.ident)));
+    }
+    if set.is_empty() {
+        d.push(r.scope.file.error(
+            r.head.clone(),
+            format!(
+                "{} needs a base image: set one of {}",
+                r.what,
+                NAMES.join(", ")
+            ),
+        ));
+        return None;
+    }
+    // Every value is still checked, so its own problems show in the same run.
+    let id = id.and_then(|_| r.string("source_image", d));
+    let by_name = by_name.and_then(|_| r.string("source_image_name", d));
+    let filter = filters.first().and_then(|f| image_filter(r.scope, f, d));
+    if set.len() > 1 {
+        // Every setting after the first written one is reported where it is written.
+        set.sort_by_key(|(_, span)| span.start);
+        let first = set[0].0;
+        for (name, span) in &set[1..] {
+            let msg = if *name == first {
+                format!("`{name}` is given twice")
+            } else {
+                format!(
+                    "`{name}` conflicts with `{first}`: set only one of {}",
+                    NAMES.join(", ")
+                )
+            };
+            d.push(r.scope.file.error(span.clone(), msg));
+        }
+        return None;
+    }
+    id.map(SourceImage::Id)
+        .or(by_name.map(SourceImage::Name))
+        .or(filter.map(SourceImage::Filter))
+}
+
+/// `source_image_filter { filters { name owner tags visibility properties } most_recent }`.
+fn image_filter(scope: &Scope, block: &Block, d: &mut Diagnostics) -> Option<ImageFilter> {
+    let mut r = Reader::new(scope, block, d);
+    let most_recent = r.bool("most_recent", d).unwrap_or(false);
+    let filters = r.blocks("filters");
+    r.finish(d);
+    let Some(fb) = filters.first() else {
+        d.push(scope.file.error(
+            head_span(block),
+            "source_image_filter needs a `filters { ... }` block (name, owner, tags, visibility, properties)",
+        ));
+        return None;
+    };
+    for extra in &filters[1..] {
+        d.push(
+            scope
+                .file
+                .error(span_of(&extra.ident), "only one `filters` block is allowed"),
+        );
+    }
+    let mut f = Reader::new(scope, fb, d);
+    let filter = ImageFilter {
+        name: f.string("name", d),
+        owner: f.string("owner", d),
+        tags: f.strings("tags", d).unwrap_or_default(),
+        visibility: f.visibility("visibility", d),
+        properties: f.string_map("properties", d).unwrap_or_default(),
+        most_recent,
+    };
+    let empty = fb.body.attributes().next().is_none();
+    f.finish(d);
+    if empty {
+        d.push(scope.file.error(
+            head_span(fb),
+            "`filters` is empty; set at least one of name, owner, tags, visibility, properties",
+        ));
+        return None;
+    }
+    Some(filter)
+}
+
+fn image_file(scope: &Scope, block: &Block, d: &mut Diagnostics) -> Option<ImageFileSource> {
+    let name = block.labels[1].as_str().to_string();
+    let mut r = Reader::new(scope, block, d);
+    let path = match r.attr("path") {
+        Some(_) => r.path("path", d).map(|(p, _)| p),
+        None => {
+            r.missing("path", d);
+            None
+        }
+    };
+    let format = match r.string("format", d) {
+        None => Some(DiskFormat::Qcow2),
+        Some(s) => match s.as_str() {
+            "qcow2" => Some(DiskFormat::Qcow2),
+            "raw" => Some(DiskFormat::Raw),
+            other => {
+                if let Some(a) = r.attr("format") {
+                    d.push(scope.file.error(
+                        span_of(&a.value),
+                        format!("`format` must be one of qcow2, raw, found \"{other}\""),
+                    ));
+                }
+                None
+            }
+        },
+    };
+    r.finish(d);
+    Some(ImageFileSource {
+        name,
+        path: path?,
+        format: format?,
+    })
+}

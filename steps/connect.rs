@@ -1,0 +1,78 @@
+//! Step 6, connect: open the SSH session provisioners use, retrying until `ssh_timeout`
+//! (cancellable). `ssh_host` overrides the server's address. The host key of a server this build
+//! just booted cannot be known beforehand, so it is trusted on first sight and pinned for the
+//! rest of the build (a temporary known_hosts file). Cleanup closes the session.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use async_trait::async_trait;
+
+use crate::pipeline::{Step, StepContext};
+use crate::remote::ssh::{HostKeyPolicy, SshOptions, SshRemote, SshTarget};
+use crate::steps::BuildState;
+
+pub struct ConnectStep {
+    pub username: String,
+    /// `ssh_host`: connect here instead of the server's address.
+    pub host: Option<String>,
+    pub port: u16,
+    pub timeout: Duration,
+    /// Holds the per-build known_hosts file.
+    pub known_hosts_dir: Option<tempfile::TempDir>,
+}
+
+#[async_trait]
+impl Step<BuildState> for ConnectStep {
+    fn name(&self) -> &str {
+        "connect"
+    }
+
+    async fn run(&mut self, state: &mut BuildState, cx: &StepContext) -> anyhow::Result<()> {
+        let host = self
+            .host
+            .clone()
+            .or_else(|| state.server_address.clone())
+            .ok_or_else(|| {
+                anyhow!("the server has no IPv4 address; set ssh_host or floating_ip_network")
+            })?;
+        let key: PathBuf = state
+            .keypair
+            .as_ref()
+            .map(|k| k.private_key_file.clone())
+            .ok_or_else(|| anyhow!("no keypair to log in with"))?;
+        let dir = tempfile::Builder::new()
+            .prefix("forge-known-hosts-")
+            .tempdir()
+            .context("creating a temporary known_hosts directory")?;
+        let target = SshTarget {
+            user: self.username.clone(),
+            host,
+            port: self.port,
+        };
+        let mut opts = SshOptions::new(target.clone(), key);
+        opts.known_hosts = dir.path().join("known_hosts");
+        opts.host_key_policy = HostKeyPolicy::AcceptNew;
+        opts.connect_timeout = self.timeout;
+        self.known_hosts_dir = Some(dir);
+        let remote = SshRemote::connect(&opts, &cx.cancel)
+            .await
+            .with_context(|| format!("connecting to {target}"))?;
+        cx.progress.println(&format!("    connected to {target}"));
+        state.ssh = Some(Arc::new(remote));
+        Ok(())
+    }
+
+    async fn cleanup(&mut self, state: &mut BuildState, _cx: &StepContext) -> anyhow::Result<()> {
+        if let Some(ssh) = state.ssh.take() {
+            // Other holders (none after provisioning) would keep it open until they drop it.
+            if let Ok(ssh) = Arc::try_unwrap(ssh) {
+                ssh.close().await;
+            }
+        }
+        self.known_hosts_dir = None;
+        Ok(())
+    }
+}

@@ -1,0 +1,69 @@
+//! Step 10, publish: set the image's properties (the template's, plus `forge_run_id` and
+//! `forge_source_image`), tags, visibility and min_disk in one JSON-patch request, then share it
+//! with the members. Nothing to clean up of its own: on a later failure the snapshot step
+//! deletes the image.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, Context};
+use async_trait::async_trait;
+
+use crate::openstack::image::{ImageClient, ImageUpdate, Visibility};
+use crate::pipeline::{Step, StepContext};
+use crate::steps::BuildState;
+
+pub struct PublishStep {
+    pub images: ImageClient,
+    pub properties: BTreeMap<String, String>,
+    pub tags: Vec<String>,
+    pub visibility: Option<Visibility>,
+    pub min_disk: Option<u64>,
+    /// Project ids to share the image with.
+    pub members: Vec<String>,
+}
+
+#[async_trait]
+impl Step<BuildState> for PublishStep {
+    fn name(&self) -> &str {
+        "publish"
+    }
+
+    async fn run(&mut self, state: &mut BuildState, cx: &StepContext) -> anyhow::Result<()> {
+        let id = state
+            .snapshot_id
+            .clone()
+            .ok_or_else(|| anyhow!("no image to publish"))?;
+        let current = self.images.get(&id).await?;
+        let mut properties = self.properties.clone();
+        properties.insert("forge_run_id".into(), state.run_id.clone());
+        if let Some(src) = &state.source_image {
+            properties.insert("forge_source_image".into(), src.id.clone());
+        }
+        let update = ImageUpdate {
+            set_properties: properties,
+            add_tags: self.tags.clone(),
+            visibility: self.visibility,
+            min_disk: self.min_disk,
+            ..ImageUpdate::default()
+        };
+        let image = self
+            .images
+            .update(&current, &update)
+            .await
+            .with_context(|| format!("publishing image {id}"))?;
+        for member in &self.members {
+            self.images
+                .add_member(&id, member)
+                .await
+                .with_context(|| format!("sharing image {id} with project {member}"))?;
+        }
+        cx.progress.println(&format!(
+            "    published {} [{}] visibility {}",
+            image.describe(),
+            image.tags.join(", "),
+            image.visibility
+        ));
+        state.image = Some(image);
+        Ok(())
+    }
+}

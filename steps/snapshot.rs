@@ -1,0 +1,86 @@
+//! Step 9, snapshot: `createImage` of the stopped server, then wait for the image to become
+//! active (bounded by `image_timeout`, cancellable). The step owns the new image until the
+//! build succeeds: if anything fails later, cleanup deletes it (Packer leaks it).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use async_trait::async_trait;
+
+use crate::openstack::compute::ComputeClient;
+use crate::openstack::image::ImageClient;
+use crate::openstack::wait::WaitOptions;
+use crate::pipeline::{Step, StepContext};
+use crate::steps::BuildState;
+
+pub struct SnapshotStep {
+    pub compute: ComputeClient,
+    pub images: ImageClient,
+    /// The image's name (`image_name`).
+    pub image_name: String,
+    pub timeout: Duration,
+}
+
+#[async_trait]
+impl Step<BuildState> for SnapshotStep {
+    fn name(&self) -> &str {
+        "snapshot"
+    }
+
+    async fn run(&mut self, state: &mut BuildState, cx: &StepContext) -> anyhow::Result<()> {
+        let server = state
+            .server_id
+            .clone()
+            .ok_or_else(|| anyhow!("no server to snapshot"))?;
+        let metadata = BTreeMap::from([("forge_run_id".to_string(), state.run_id.clone())]);
+        state
+            .journal
+            .intent(self.name(), "image", &self.image_name)?;
+        let id = self
+            .compute
+            .create_image(&server, &self.image_name, &metadata)
+            .await
+            .with_context(|| format!("snapshotting server {server}"))?;
+        state.snapshot_id = Some(id.clone());
+        state
+            .journal
+            .created(self.name(), "image", &self.image_name, &id)?;
+        cx.progress
+            .println(&format!("    image: {} ({id})", self.image_name));
+        self.images
+            .wait_active(
+                &id,
+                WaitOptions::with_timeout(self.timeout),
+                &cx.cancel,
+                &cx.progress,
+            )
+            .await
+            .with_context(|| format!("image {id} did not become active"))?;
+        Ok(())
+    }
+
+    async fn cleanup(&mut self, state: &mut BuildState, cx: &StepContext) -> anyhow::Result<()> {
+        if cx.build_succeeded {
+            return Ok(());
+        }
+        let Some(id) = state.snapshot_id.clone() else {
+            return Ok(());
+        };
+        self.images
+            .delete(&id)
+            .await
+            .with_context(|| format!("deleting unfinished image {id}"))?;
+        state.journal.deleted("image", &id)?;
+        state.snapshot_id = None;
+        Ok(())
+    }
+
+    fn leftovers(&self, state: &BuildState) -> Vec<String> {
+        state
+            .snapshot_id
+            .iter()
+            .map(|id| format!("image {id}: openstack image delete {id}"))
+            .collect()
+    }
+}
