@@ -13,7 +13,8 @@ use std::{collections::BTreeMap, path::Path, time::Instant};
 
 /// Exit codes as `forge check`.
 const EXIT_FAILED: u8 = 1;
-const EXIT_USAGE: u8 = 2;
+const EXIT_ERROR: u8 = 2;
+const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -21,8 +22,9 @@ Without --output the image is MODIFIED IN PLACE (as sahara-image-pack does); --t
 modifies it (writes go to a throw-away snapshot). With --output FILE the input is left \
 byte-identical and FILE is a new, self-contained qcow2, written only when the spec is satisfied.
 
-Exit status: 0 spec satisfied, 1 validation failed (each failure listed with its spec location) \
-or the image could not be processed, 2 usage, spec or argument error.
+Exit status (as forge check): 0 spec satisfied, 1 validation failed (each failure listed with its \
+spec location), 2 usage, spec or argument error or the image could not be opened or processed \
+(libguestfs, qemu-img), 130 interrupted.
 
 libguestfs reads LIBGUESTFS_BACKEND, LIBGUESTFS_BACKEND_SETTINGS (e.g. force_tcg where KVM is \
 unusable) and LIBGUESTFS_CACHEDIR from the environment. Uploading the result to Glance (--upload) \
@@ -37,7 +39,8 @@ pub struct Args {
     /// Only check the image against the spec; change nothing.
     #[arg(long)]
     pub test_only: bool,
-    /// The device to mount as / (default: found by inspection).
+    /// The device to mount as / (default: found by inspection). Skips inspection (faster); the
+    /// distro then comes from the image's /etc/os-release.
     #[arg(long, value_name = "DEV")]
     pub root_filesystem: Option<String>,
     /// A spec argument (repeatable; the last value of a name wins).
@@ -72,8 +75,11 @@ enum Stop {
     Usage(String),
     /// The spec is not satisfied (exit 1).
     Validation(Vec<crate::spec::Failure>),
-    /// The image could not be processed: libguestfs, qemu-img, I/O, cancellation (exit 1).
+    /// The image could not be opened or processed: libguestfs, qemu-img, I/O (exit 2, as a
+    /// connection error in `forge check`).
     Failed(String),
+    /// SIGINT/SIGTERM (exit 130); the image was closed first.
+    Interrupted,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -84,7 +90,7 @@ pub fn run(args: Args) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("forge pack: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_FAILED);
+            return ExitCode::from(EXIT_ERROR);
         }
     };
     runtime.block_on(async {
@@ -96,7 +102,7 @@ pub fn run(args: Args) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(Stop::Usage(message)) => {
                 eprintln!("{message}");
-                ExitCode::from(EXIT_USAGE)
+                ExitCode::from(EXIT_ERROR)
             }
             Err(Stop::Validation(failures)) => {
                 for f in &failures {
@@ -123,7 +129,11 @@ pub fn run(args: Args) -> ExitCode {
             }
             Err(Stop::Failed(message)) => {
                 eprintln!("forge pack: {message}");
-                ExitCode::from(EXIT_FAILED)
+                ExitCode::from(EXIT_ERROR)
+            }
+            Err(Stop::Interrupted) => {
+                eprintln!("forge pack: interrupted");
+                ExitCode::from(EXIT_INTERRUPTED)
             }
         }
     })
@@ -168,7 +178,7 @@ async fn pack(args: &Args, cancel: &tokio_util::sync::CancellationToken) -> Resu
     };
     let remote = tokio::select! {
         opened = GuestfsRemote::open(options) => opened.map_err(|e| Stop::Failed(e.to_string()))?,
-        () = cancel.cancelled() => return Err(Stop::Failed("cancelled".into())),
+        () = cancel.cancelled() => return Err(Stop::Interrupted),
     };
     let launch = remote.launch_time();
 
@@ -193,7 +203,7 @@ async fn pack(args: &Args, cancel: &tokio_util::sync::CancellationToken) -> Resu
             return Err(Stop::Usage(format!("{}: {message}", args.spec.display())))
         }
         Err(RunError::Remote(e)) => return Err(Stop::Failed(e.to_string())),
-        Err(RunError::Cancelled) => return Err(Stop::Failed("cancelled".into())),
+        Err(RunError::Cancelled) => return Err(Stop::Interrupted),
     };
     closed.map_err(|e| Stop::Failed(e.to_string()))?;
 

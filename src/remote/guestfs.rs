@@ -24,7 +24,8 @@ use super::{shell_quote, CommandOutput, Remote, RemoteError};
 pub struct GuestfsOptions {
     /// The disk image file.
     pub image: PathBuf,
-    /// The device to mount as `/` (e.g. `/dev/sda1`); `None` finds it by inspection.
+    /// The device to mount as `/` (e.g. `/dev/sda1`), skipping inspection (the distro is then
+    /// read from the guest's os-release); `None` finds the root and the distro by inspection.
     pub root_filesystem: Option<String>,
     /// Give the appliance a (user-mode) network, e.g. for package installs from a mirror.
     pub network: bool,
@@ -384,57 +385,41 @@ impl Session {
         );
 
         let inspecting = Instant::now();
-        let roots = g.inspect_os().map_err(api("inspect-os"))?;
-        let root = match &opts.root_filesystem {
-            Some(dev) => dev.clone(),
-            None => match roots.as_slice() {
-                [] => return Err(GuestfsError::NoRoot { image }),
-                [one] => one.clone(),
-                several => {
-                    return Err(GuestfsError::SeveralRoots {
-                        image,
-                        roots: several.join(", "),
-                    })
-                }
-            },
-        };
-        let inspected = roots.contains(&root);
-        if inspected {
-            // Mount the guest's file systems as its fstab says, parents first.
-            let mut mounts: Vec<(String, String)> = g
-                .inspect_get_mountpoints(&root)
-                .map_err(api("inspect-get-mountpoints"))?
-                .into_iter()
-                .collect();
-            mounts.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then(a.0.cmp(&b.0)));
-            for (mountpoint, device) in mounts {
-                if let Err(e) = g.mount(&device, &mountpoint) {
-                    if mountpoint == "/" {
-                        return Err(api("mount")(e));
-                    }
-                    // As guestfish -i: a broken secondary fstab entry is not fatal.
-                    tracing::warn!(
-                        "{image}: cannot mount {device} on {mountpoint}: {}",
-                        error_message(&e)
-                    );
-                }
+        let (root, distro) = match &opts.root_filesystem {
+            // Named by hand: mount it and skip inspection, which probes every file system and
+            // costs 10-15 s under TCG. The distro comes from the guest's os-release, the source
+            // the SSH remote uses; secondary fstab mounts are not made (as Sahara).
+            Some(dev) => {
+                g.mount(dev, "/").map_err(api("mount"))?;
+                let distro = read_os_release_id(&g).unwrap_or_else(|| "unknown".into());
+                (dev.clone(), distro)
             }
-        } else {
-            g.mount(&root, "/").map_err(api("mount"))?;
-        }
-        let distro = if inspected {
-            g.inspect_get_distro(&root)
-                .map_err(api("inspect-get-distro"))?
-        } else {
-            "unknown".to_string()
-        };
-        let distro = match os_release_id(&distro) {
-            Some(id) => id.to_string(),
-            // Inspection could not tell (or the root was named by hand): ask the guest itself.
-            None => read_os_release_id(&g).unwrap_or(distro),
+            None => {
+                let roots = g.inspect_os().map_err(api("inspect-os"))?;
+                let root = match roots.as_slice() {
+                    [] => return Err(GuestfsError::NoRoot { image }),
+                    [one] => one.clone(),
+                    several => {
+                        return Err(GuestfsError::SeveralRoots {
+                            image,
+                            roots: several.join(", "),
+                        })
+                    }
+                };
+                mount_inspected(&g, &image, &root).map_err(api("mount"))?;
+                let distro = g
+                    .inspect_get_distro(&root)
+                    .map_err(api("inspect-get-distro"))?;
+                let distro = match os_release_id(&distro) {
+                    Some(id) => id.to_string(),
+                    // Inspection could not tell: ask the guest itself.
+                    None => read_os_release_id(&g).unwrap_or(distro),
+                };
+                (root, distro)
+            }
         };
         tracing::info!(
-            "{image}: root {root}, distro {distro} (inspected and mounted in {:.1} s)",
+            "{image}: root {root}, distro {distro} (found and mounted in {:.1} s)",
             inspecting.elapsed().as_secs_f64()
         );
         Ok(Session {
@@ -530,6 +515,25 @@ impl Drop for Session {
             tracing::warn!("{e}");
         }
     }
+}
+
+/// Mount the file systems of an inspected `root` as its fstab says, parents first. Only a failure
+/// to mount `/` is an error: as with `guestfish -i`, a broken secondary entry is only warned about.
+fn mount_inspected(g: &guestfs::Handle, image: &str, root: &str) -> Result<(), guestfs::Error> {
+    let mut mounts: Vec<(String, String)> = g.inspect_get_mountpoints(root)?.into_iter().collect();
+    mounts.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then(a.0.cmp(&b.0)));
+    for (mountpoint, device) in mounts {
+        if let Err(e) = g.mount(&device, &mountpoint) {
+            if mountpoint == "/" {
+                return Err(e);
+            }
+            tracing::warn!(
+                "{image}: cannot mount {device} on {mountpoint}: {}",
+                error_message(&e)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// libguestfs distro names that differ from `/etc/os-release` `ID` (what the SSH remote reports),
