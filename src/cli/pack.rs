@@ -1,14 +1,339 @@
-//! `forge pack` (being built; see the issue tracker).
+//! `forge pack`: run an image spec against a disk image file offline, through libguestfs (the
+//! successor of Sahara's `sahara-image-pack`).
+//!
+//! In place by default (as Sahara). With `--output`, the input is only ever a read-only backing
+//! file: the spec runs on a copy-on-write overlay in a temp dir next to the output, which is then
+//! flattened (`qemu-img convert`) to a temp file and renamed into place only when the spec is
+//! satisfied, so a failure leaves neither a changed input nor an output file.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+#[cfg(feature = "guestfs")]
+use std::{collections::BTreeMap, path::Path, time::Instant};
+
+/// Exit codes as `forge check`.
+const EXIT_FAILED: u8 = 1;
+const EXIT_ERROR: u8 = 2;
+const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Without --output the image is MODIFIED IN PLACE (as sahara-image-pack does); --test-only never \
+modifies it (writes go to a throw-away snapshot). With --output FILE the input is left \
+byte-identical and FILE is a new, self-contained qcow2, written only when the spec is satisfied.
+
+Exit status (as forge check): 0 spec satisfied, 1 validation failed (each failure listed with its \
+spec location), 2 usage, spec or argument error or the image could not be opened or processed \
+(libguestfs, qemu-img), 130 interrupted.
+
+libguestfs reads LIBGUESTFS_BACKEND, LIBGUESTFS_BACKEND_SETTINGS (e.g. force_tcg where KVM is \
+unusable) and LIBGUESTFS_CACHEDIR from the environment. Uploading the result to Glance (--upload) \
+is not available yet.")]
 pub struct Args {
-    /// The input file.
-    pub file: std::path::PathBuf,
+    /// The disk image (any format qemu-img detects: qcow2, raw, vmdk, ...).
+    #[arg(long, value_name = "FILE")]
+    pub image: PathBuf,
+    /// The image spec (Sahara YAML).
+    #[arg(long, value_name = "FILE")]
+    pub spec: PathBuf,
+    /// Only check the image against the spec; change nothing.
+    #[arg(long)]
+    pub test_only: bool,
+    /// The device to mount as / (default: found by inspection). Skips inspection (faster); the
+    /// distro then comes from the image's /etc/os-release.
+    #[arg(long, value_name = "DEV")]
+    pub root_filesystem: Option<String>,
+    /// A spec argument (repeatable; the last value of a name wins).
+    #[arg(long = "arg", value_name = "NAME=VALUE", value_parser = parse_arg)]
+    pub args: Vec<(String, String)>,
+    /// More directories to look for scripts in, after the spec's own (repeatable).
+    #[arg(long, value_name = "DIR")]
+    pub resource_root: Vec<PathBuf>,
+    /// Use this distro id instead of the one inspection finds.
+    #[arg(long, value_name = "ID")]
+    pub distro: Option<String>,
+    /// Give the appliance a network (off by default), e.g. to install packages from a mirror.
+    #[arg(long)]
+    pub network: bool,
+    /// Write the result to this new qcow2 and leave the input untouched.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
-pub fn run(_args: Args) -> ExitCode {
-    eprintln!("forge pack: not implemented yet");
-    ExitCode::from(2)
+fn parse_arg(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+        _ => Err("expected NAME=VALUE".to_string()),
+    }
+}
+
+/// Why `forge pack` stopped; each kind has its exit code.
+#[derive(Debug)]
+#[cfg_attr(not(feature = "guestfs"), allow(dead_code))]
+enum Stop {
+    /// Usage, spec or argument error (exit 2). Already formatted for the user.
+    Usage(String),
+    /// The spec is not satisfied (exit 1).
+    Validation(Vec<crate::spec::Failure>),
+    /// The image could not be opened or processed: libguestfs, qemu-img, I/O (exit 2, as a
+    /// connection error in `forge check`).
+    Failed(String),
+    /// SIGINT/SIGTERM (exit 130); the image was closed first.
+    Interrupted,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("forge pack: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    runtime.block_on(async {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        if let Err(e) = crate::pipeline::signals::install(cancel.clone()) {
+            tracing::warn!("cannot listen for SIGINT/SIGTERM: {e}");
+        }
+        match pack(&args, &cancel).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(Stop::Usage(message)) => {
+                eprintln!("{message}");
+                ExitCode::from(EXIT_ERROR)
+            }
+            Err(Stop::Validation(failures)) => {
+                for f in &failures {
+                    eprintln!("{}: {}: {}", f.location, f.validator, f.message);
+                }
+                let image_state = match (&args.output, args.test_only) {
+                    (Some(out), _) => format!(
+                        "{} was not written; {} is unchanged",
+                        out.display(),
+                        args.image.display()
+                    ),
+                    (None, true) => format!("{} is unchanged", args.image.display()),
+                    (None, false) => format!(
+                        "{} was modified in place up to the failure",
+                        args.image.display()
+                    ),
+                };
+                eprintln!(
+                    "forge pack: spec not satisfied ({} failure{}); {image_state}",
+                    failures.len(),
+                    if failures.len() == 1 { "" } else { "s" }
+                );
+                ExitCode::from(EXIT_FAILED)
+            }
+            Err(Stop::Failed(message)) => {
+                eprintln!("forge pack: {message}");
+                ExitCode::from(EXIT_ERROR)
+            }
+            Err(Stop::Interrupted) => {
+                eprintln!("forge pack: interrupted");
+                ExitCode::from(EXIT_INTERRUPTED)
+            }
+        }
+    })
+}
+
+#[cfg(not(feature = "guestfs"))]
+async fn pack(_: &Args, _: &tokio_util::sync::CancellationToken) -> Result<(), Stop> {
+    Err(Stop::Usage(
+        "forge pack: this forge was built without the `guestfs` feature (libguestfs)".into(),
+    ))
+}
+
+#[cfg(feature = "guestfs")]
+async fn pack(args: &Args, cancel: &tokio_util::sync::CancellationToken) -> Result<(), Stop> {
+    use crate::remote::guestfs::{detect_format, GuestfsOptions, GuestfsRemote};
+    use crate::spec::{Mode, RunError, RunOptions};
+
+    let started = Instant::now();
+    // Everything that can be checked without an appliance is checked first: a launch is slow.
+    let spec = crate::spec::load(&args.spec, &args.resource_root)
+        .map_err(|e| Stop::Usage(e.to_string()))?;
+    let arguments: BTreeMap<String, String> = args.args.iter().cloned().collect();
+    let input_format = detect_format(&args.image).map_err(|e| Stop::Usage(e.to_string()))?;
+
+    // With --output: a private overlay over the input, in a temp dir beside the output so the
+    // final rename stays on one file system. The TempDir removes itself on every return path.
+    let staging = match &args.output {
+        Some(output) => Some(Staging::new(&args.image, &input_format, output)?),
+        None => None,
+    };
+    let target = staging
+        .as_ref()
+        .map_or_else(|| args.image.clone(), |s| s.overlay.clone());
+
+    let options = GuestfsOptions {
+        image: target,
+        root_filesystem: args.root_filesystem.clone(),
+        network: args.network,
+        // Test-only in place must not change the image, yet `copy_script` and command capture
+        // write to /tmp: a discarded snapshot allows both.
+        discard_writes: args.test_only && staging.is_none(),
+    };
+    let remote = tokio::select! {
+        opened = GuestfsRemote::open(options) => opened.map_err(|e| Stop::Failed(e.to_string()))?,
+        () = cancel.cancelled() => return Err(Stop::Interrupted),
+    };
+    let launch = remote.launch_time();
+
+    let run_options = RunOptions {
+        mode: if args.test_only {
+            Mode::TestOnly
+        } else {
+            Mode::Reconcile
+        },
+        distro_override: args.distro.clone(),
+    };
+    let outcome = crate::spec::run(&spec, &remote, &arguments, &run_options, cancel).await;
+    if cancel.is_cancelled() {
+        eprintln!("==> closing the image (a running command finishes first)");
+    }
+    // Close on every path; a failed sync matters even when the spec passed.
+    let closed = remote.close().await;
+    let report = match outcome {
+        Ok(report) => report,
+        Err(RunError::Validation { failures }) => return Err(Stop::Validation(failures)),
+        Err(RunError::Arguments(message)) => {
+            return Err(Stop::Usage(format!("{}: {message}", args.spec.display())))
+        }
+        Err(RunError::Remote(e)) => return Err(Stop::Failed(e.to_string())),
+        Err(RunError::Cancelled) => return Err(Stop::Interrupted),
+    };
+    closed.map_err(|e| Stop::Failed(e.to_string()))?;
+
+    if let (Some(staging), Some(output)) = (&staging, &args.output) {
+        staging.finish(output)?;
+    }
+    eprintln!(
+        "==> {}: spec satisfied ({}); {} validators, {} commands, 1 appliance launch ({:.1} s), {:.1} s in all{}",
+        args.image.display(),
+        if args.test_only { "test-only" } else { "reconcile" },
+        report.validators_run,
+        report.round_trips,
+        launch.as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+        match &args.output {
+            Some(out) => format!("; wrote {}", out.display()),
+            None if args.test_only => String::new(),
+            None => "; modified in place".to_string(),
+        }
+    );
+    Ok(())
+}
+
+#[cfg(feature = "guestfs")]
+/// The temp dir of an `--output` run: the overlay the spec runs on, then the flattened copy.
+struct Staging {
+    dir: tempfile::TempDir,
+    overlay: PathBuf,
+}
+
+#[cfg(feature = "guestfs")]
+impl Staging {
+    fn new(input: &Path, input_format: &str, output: &Path) -> Result<Staging, Stop> {
+        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if same(input, output) {
+            return Err(Stop::Usage(format!(
+                "--output {} is the input image; leave --output out to modify it in place",
+                output.display()
+            )));
+        }
+        let parent = match output.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let dir = tempfile::Builder::new()
+            .prefix(".forge-pack-")
+            .tempdir_in(&parent)
+            .map_err(|e| {
+                Stop::Usage(format!(
+                    "--output {}: cannot create a temp dir in {}: {e}",
+                    output.display(),
+                    parent.display()
+                ))
+            })?;
+        let overlay = dir.path().join("overlay.qcow2");
+        let input = std::path::absolute(input).map_err(|e| Stop::Failed(e.to_string()))?;
+        qemu_img(&[
+            "create".as_ref(),
+            "-q".as_ref(),
+            "-f".as_ref(),
+            "qcow2".as_ref(),
+            "-F".as_ref(),
+            input_format.as_ref(),
+            "-b".as_ref(),
+            input.as_os_str(),
+            overlay.as_os_str(),
+        ])?;
+        Ok(Staging { dir, overlay })
+    }
+
+    /// Flatten the overlay (and its backing input) into a standalone qcow2 and move it into place.
+    fn finish(&self, output: &Path) -> Result<(), Stop> {
+        let flat = self.dir.path().join("output.qcow2");
+        let started = Instant::now();
+        qemu_img(&[
+            "convert".as_ref(),
+            "-O".as_ref(),
+            "qcow2".as_ref(),
+            self.overlay.as_os_str(),
+            flat.as_os_str(),
+        ])?;
+        std::fs::rename(&flat, output).map_err(|e| {
+            Stop::Failed(format!(
+                "cannot move the result to {}: {e}",
+                output.display()
+            ))
+        })?;
+        tracing::info!(
+            "{}: flattened in {:.1} s",
+            output.display(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+}
+
+#[cfg(feature = "guestfs")]
+fn qemu_img(args: &[&std::ffi::OsStr]) -> Result<(), Stop> {
+    let out = std::process::Command::new("qemu-img")
+        .args(args)
+        .output()
+        .map_err(|e| Stop::Failed(format!("cannot run qemu-img: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Stop::Failed(format!(
+            "qemu-img {}: {}",
+            args.first()
+                .map(|a| a.to_string_lossy())
+                .unwrap_or_default(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_arg;
+
+    #[test]
+    fn arg_values_keep_everything_after_the_first_equals() {
+        assert_eq!(
+            parse_arg("k=a=b c"),
+            Ok(("k".to_string(), "a=b c".to_string()))
+        );
+        assert_eq!(parse_arg("k="), Ok(("k".to_string(), String::new())));
+        assert!(parse_arg("=v").is_err());
+        assert!(parse_arg("novalue").is_err());
+    }
 }

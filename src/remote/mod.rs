@@ -3,6 +3,9 @@
 
 use async_trait::async_trait;
 
+#[cfg(feature = "guestfs")]
+pub mod guestfs;
+
 /// What a command printed and how it exited.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CommandOutput {
