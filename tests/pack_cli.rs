@@ -170,6 +170,12 @@ fn usage_and_spec_errors_exit_2_before_any_launch() {
     let disk_s = disk.display().to_string();
     let bad_spec = dir.path().join("bad.yaml");
     std::fs::write(&bad_spec, "validators:\n  - no_such_validator: x\n").unwrap();
+    let needs_arg = dir.path().join("needs-arg.yaml");
+    std::fs::write(
+        &needs_arg,
+        "arguments:\n  release:\n    description: the release\n    required: true\nvalidators: []\n",
+    )
+    .unwrap();
 
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
@@ -211,6 +217,16 @@ fn usage_and_spec_errors_exit_2_before_any_launch() {
                 "novalue".into(),
             ],
             "NAME=VALUE",
+        ),
+        (
+            // A missing required argument is caught before the (slow) appliance launch.
+            vec![
+                "--image".into(),
+                disk_s.clone(),
+                "--spec".into(),
+                needs_arg.display().to_string(),
+            ],
+            "argument `release` is required",
         ),
     ];
     for (args, expected) in cases {

@@ -201,51 +201,10 @@ fn collect_args(pairs: &[(String, String)]) -> Result<BTreeMap<String, String>, 
     Ok(map)
 }
 
-/// The engine checks arguments too (it is the authority); this repeats the cheap part before
-/// connecting so that a misspelt or missing argument is reported at once, not after a connect.
+/// The engine checks arguments again when it runs; checking here too reports a misspelt or
+/// missing argument at once, before a connect.
 fn check_arguments(spec: &Spec, values: &BTreeMap<String, String>) -> Result<(), Outcome> {
-    let declared = spec.arguments();
-    let mut problems = Vec::new();
-    for name in values.keys() {
-        if !declared.iter().any(|a| &a.name == name) {
-            let names: Vec<&str> = declared
-                .iter()
-                .filter(|a| !a.hidden)
-                .map(|a| a.name.as_str())
-                .collect();
-            problems.push(format!(
-                "{}: unknown argument `{name}` (declared: {})",
-                spec.path().display(),
-                if names.is_empty() {
-                    "none".to_string()
-                } else {
-                    names.join(", ")
-                }
-            ));
-        }
-    }
-    for a in declared {
-        match values.get(&a.name) {
-            None if a.required => problems.push(format!(
-                "{}: argument `{}` is required: pass --arg {}=VALUE",
-                spec.path().display(),
-                a.name,
-                a.name
-            )),
-            Some(v) if !a.choices.is_empty() && !a.choices.contains(v) => problems.push(format!(
-                "{}: value {v:?} for argument `{}` is not allowed: expected one of {}",
-                spec.path().display(),
-                a.name,
-                a.choices.join(", ")
-            )),
-            _ => {}
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Outcome::Usage(problems.join("\n")))
-    }
+    crate::spec::check_arguments(spec, values).map_err(|e| Outcome::Usage(e.to_string()))
 }
 
 #[cfg(test)]

@@ -156,6 +156,7 @@ async fn pack(args: &Args, cancel: &tokio_util::sync::CancellationToken) -> Resu
     let spec = crate::spec::load(&args.spec, &args.resource_root)
         .map_err(|e| Stop::Usage(e.to_string()))?;
     let arguments: BTreeMap<String, String> = args.args.iter().cloned().collect();
+    crate::spec::check_arguments(&spec, &arguments).map_err(|e| Stop::Usage(e.to_string()))?;
     let input_format = detect_format(&args.image).map_err(|e| Stop::Usage(e.to_string()))?;
 
     // With --output: a private overlay over the input, in a temp dir beside the output so the

@@ -11,7 +11,9 @@ mod load;
 mod model;
 mod yaml;
 
-pub use engine::{distro_family, run, Failure, Mode, RunError, RunOptions, RunReport};
+pub use engine::{
+    check_arguments, distro_family, run, Failure, Mode, RunError, RunOptions, RunReport,
+};
 pub use error::{Problem, SpecError};
 pub use load::load;
 pub use model::{
