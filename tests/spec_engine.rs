@@ -408,6 +408,7 @@ async fn os_case_first_match_by_id_or_family() {
         ("ol", Some("redhat")),
         ("oraclelinux", Some("redhat")),
         ("scientificlinux", Some("redhat")),
+        ("scientific", Some("redhat")),
         ("redhatenterpriseserver", Some("redhat")),
         ("debian", Some("debian")),
         // ubuntu's family is debian, and the debian case comes first.

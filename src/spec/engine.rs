@@ -112,7 +112,9 @@ pub fn distro_family(distro: &str) -> Option<&'static str> {
         | "almalinux"
         | "ol"
         | "oraclelinux"
-        | "scientificlinux" => Some("redhat"),
+        | "scientificlinux"
+        // Scientific Linux's /etc/os-release ID (libguestfs says scientificlinux).
+        | "scientific" => Some("redhat"),
         "ubuntu" | "debian" => Some("debian"),
         _ => None,
     }
