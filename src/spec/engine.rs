@@ -99,7 +99,7 @@ fn format_failures(failures: &[Failure]) -> String {
 }
 
 /// The distro family forge uses for `os_case` and `package` (validator-spec fix 12): Sahara's
-/// table plus `debian`, `rocky`, `almalinux`, `ol`/`oraclelinux` and `scientificlinux`.
+/// table plus `debian`, `rocky`, `almalinux`, `ol`/`oraclelinux` and `scientific`/`scientificlinux`.
 pub fn distro_family(distro: &str) -> Option<&'static str> {
     match distro {
         "centos"
