@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::Error;
 use super::identity::Session;
-use super::wait::{retry_idempotent, wait_for, Poll, WaitOptions};
+use super::wait::{delete_idempotent, retry_idempotent, wait_for, Poll, WaitOptions};
 use crate::pipeline::Progress;
 
 const SERVICE: &str = "compute";
@@ -391,17 +391,12 @@ impl ComputeClient {
     /// Delete a keypair; `Ok(false)` when it was already gone. Retries transient errors.
     pub async fn delete_keypair(&self, name: &str) -> Result<bool, Error> {
         let url = self.url(&["os-keypairs", name]).await?;
-        let result = retry_idempotent(
+        delete_idempotent(
             CLEANUP_RETRY,
             |_| false,
             || self.send_empty(Method::DELETE, url.clone(), |r| r),
         )
-        .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
+        .await
     }
 
     /// Ask Nova to create a server; returns its id at once (record it before waiting).
@@ -566,17 +561,12 @@ impl ComputeClient {
     /// upload finishes): cleanup must not give up on a server deletable a moment later.
     pub async fn delete_server(&self, id: &str) -> Result<bool, Error> {
         let url = self.url(&["servers", id]).await?;
-        let result = retry_idempotent(
+        delete_idempotent(
             Duration::from_secs(60),
             |e| e.status() == Some(409),
             || self.send_empty(Method::DELETE, url.clone(), |r| r),
         )
-        .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
+        .await
     }
 
     /// Wait until the server is gone (404). `ERROR` during deletion fails.

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::Error;
 use super::identity::Session;
-use super::wait::{retry_idempotent, wait_for, Poll, WaitOptions};
+use super::wait::{delete_idempotent, wait_for, Poll, WaitOptions};
 use crate::pipeline::Progress;
 
 const SERVICE: &str = "image";
@@ -619,17 +619,12 @@ impl ImageClient {
     /// up to 30 s (cleanup must not leak an image because Glance was busy).
     pub async fn delete(&self, id: &str) -> Result<bool, Error> {
         let url = self.session.url(SERVICE, &["v2", "images", id]).await?;
-        let result = retry_idempotent(
+        delete_idempotent(
             Duration::from_secs(30),
             |_| false,
             || self.session.send(Method::DELETE, url.clone(), |r| r),
         )
-        .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
+        .await
     }
 
     /// Wait until the image is `active`; `killed`, `deleted` and `pending_delete` (or the

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::error::Error;
 use super::identity::Session;
-use super::wait::retry_idempotent;
+use super::wait::delete_idempotent;
 
 const SERVICE: &str = "network";
 
@@ -131,16 +131,11 @@ impl NetworkClient {
             .session
             .url(SERVICE, &["v2.0", "floatingips", fip_id])
             .await?;
-        let result = retry_idempotent(
+        delete_idempotent(
             Duration::from_secs(30),
             |_| false,
             || self.session.send(Method::DELETE, url.clone(), |r| r),
         )
-        .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
+        .await
     }
 }

@@ -138,6 +138,24 @@ where
     }
 }
 
+/// A cleanup DELETE: [`retry_idempotent`], then `Ok(true)` when it deleted, `Ok(false)` when the
+/// resource was already gone (404).
+pub async fn delete_idempotent<T, F, Fut>(
+    budget: Duration,
+    retry: impl Fn(&Error) -> bool,
+    op: F,
+) -> Result<bool, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    match retry_idempotent(budget, retry, op).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.is_not_found() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
