@@ -1,8 +1,9 @@
 //! `forge pack` end to end: the real binary, real libguestfs (TCG), a real Debian image with a
 //! local apt repository (`tests/image/setup.sh`). Each test packs its own overlay of the base
-//! image; results are read back with `guestfish`, independently of forge. Six appliance launches.
+//! image; results are read back with `guestfish`, independently of forge. Six appliance launches; the --output test also uploads to the test cloud.
 #![cfg(feature = "guestfs")]
 
+mod cloud;
 mod image;
 
 use std::path::Path;
@@ -92,25 +93,64 @@ fn reconcile_in_place_installs_runs_and_copies_then_test_only_passes_without_wri
     );
 }
 
+/// `--output` plus `--upload`: one appliance launch serves both (launches are slow).
 #[test]
-fn output_writes_a_standalone_qcow2_and_leaves_the_input_byte_identical() {
+fn output_writes_a_standalone_qcow2_leaves_the_input_byte_identical_and_uploads_it() {
     let Some(base) = image::base_image() else {
         return;
     };
+    if !cloud::available(false) {
+        return;
+    }
     let disk = image::overlay(&base, "output-in");
     let out_dir = tempfile::tempdir().unwrap();
     let output = out_dir.path().join("packed.qcow2");
     let before = image::sha256(&disk.path);
+    let tag = cloud::unique("pack-upload");
 
-    let out = image::pack(&[
-        "--image",
-        &disk.path.display().to_string(),
-        "--spec",
-        &spec("reconcile.yaml"),
-        "--output",
-        &output.display().to_string(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "pack --output failed");
+    let out = image::forge()
+        .env("OS_CLIENT_CONFIG_FILE", cloud::clouds_yaml())
+        .args([
+            "pack",
+            "--image",
+            &disk.path.display().to_string(),
+            "--spec",
+            &spec("reconcile.yaml"),
+            "--output",
+            &output.display().to_string(),
+            "--upload",
+            "--cloud",
+            cloud::ADMIN,
+            "--image-name",
+            &tag,
+            "--image-tag",
+            &tag,
+            "--image-property",
+            "os_distro=debian",
+            "--image-visibility",
+            "private",
+        ])
+        .output()
+        .expect("run forge pack");
+    eprintln!("{}", image::text(&out.stderr));
+    let image_id = image::text(&out.stdout).trim().to_string();
+    let uploaded = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let images = forge::openstack::image::ImageClient::new(cloud::session(cloud::ADMIN).await);
+        let got = images.get(&image_id).await;
+        cloud::delete_tagged(&images, &tag).await;
+        got
+    });
+    assert_eq!(out.status.code(), Some(0), "pack --output --upload failed");
+    let uploaded = uploaded.expect("the uploaded image");
+    assert_eq!(uploaded.status, "active");
+    assert_eq!(uploaded.disk_format.as_deref(), Some("qcow2"));
+    assert_eq!(uploaded.tags, vec![tag.clone()]);
+    assert_eq!(uploaded.property("os_distro"), Some("debian"));
+    assert_eq!(
+        uploaded.size,
+        Some(std::fs::metadata(&output).unwrap().len()),
+        "Glance holds exactly the output file"
+    );
     assert_eq!(image::sha256(&disk.path), before, "the input changed");
     assert!(
         leftovers(out_dir.path()).is_empty(),

@@ -26,9 +26,13 @@ Exit status (as forge check): 0 spec satisfied, 1 validation failed (each failur
 spec location), 2 usage, spec or argument error or the image could not be opened or processed \
 (libguestfs, qemu-img), 130 interrupted.
 
+With --upload the result (the --output file, or the image packed in place) is streamed into Glance \
+as a new image, its checksum verified, and forge waits until it is active; a failed or interrupted \
+upload deletes the half-made image. The cloud is found as for forge build (--cloud, OS_CLOUD, \
+clouds.yaml, OS_* variables) and logged in to before the appliance launches.
+
 libguestfs reads LIBGUESTFS_BACKEND, LIBGUESTFS_BACKEND_SETTINGS (e.g. force_tcg where KVM is \
-unusable) and LIBGUESTFS_CACHEDIR from the environment. Uploading the result to Glance (--upload) \
-is not available yet.")]
+unusable) and LIBGUESTFS_CACHEDIR from the environment.")]
 pub struct Args {
     /// The disk image (any format qemu-img detects: qcow2, raw, vmdk, ...).
     #[arg(long, value_name = "FILE")]
@@ -58,6 +62,31 @@ pub struct Args {
     /// Write the result to this new qcow2 and leave the input untouched.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub upload: UploadArgs,
+}
+
+/// `--upload`: publish the packed image to Glance.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UploadArgs {
+    /// Upload the result to Glance as a new image (needs --image-name).
+    #[arg(long, requires = "image_name", conflicts_with = "test_only")]
+    pub upload: bool,
+    /// The clouds.yaml entry (default: OS_CLOUD, then the OS_* variables).
+    #[arg(long, value_name = "NAME", requires = "upload")]
+    pub cloud: Option<String>,
+    /// Name of the new Glance image.
+    #[arg(long, value_name = "NAME", requires = "upload")]
+    pub image_name: Option<String>,
+    /// A property of the new image (repeatable).
+    #[arg(long = "image-property", value_name = "KEY=VALUE", value_parser = parse_arg, requires = "upload")]
+    pub image_properties: Vec<(String, String)>,
+    /// A tag of the new image (repeatable).
+    #[arg(long = "image-tag", value_name = "TAG", requires = "upload")]
+    pub image_tags: Vec<String>,
+    /// public, private, shared or community (Glance's default when absent: shared).
+    #[arg(long, value_name = "VISIBILITY", requires = "upload")]
+    pub image_visibility: Option<String>,
 }
 
 fn parse_arg(s: &str) -> Result<(String, String), String> {
@@ -158,6 +187,12 @@ async fn pack(args: &Args, cancel: &tokio_util::sync::CancellationToken) -> Resu
     let arguments: BTreeMap<String, String> = args.args.iter().cloned().collect();
     crate::spec::check_arguments(&spec, &arguments).map_err(|e| Stop::Usage(e.to_string()))?;
     let input_format = detect_format(&args.image).map_err(|e| Stop::Usage(e.to_string()))?;
+    // Log in before the (slow) launch, so bad credentials cost nothing.
+    let glance = if args.upload.upload {
+        Some(upload::connect(&args.upload).await?)
+    } else {
+        None
+    };
 
     // With --output: a private overlay over the input, in a temp dir beside the output so the
     // final rename stays on one file system. The TempDir removes itself on every return path.
@@ -211,6 +246,16 @@ async fn pack(args: &Args, cancel: &tokio_util::sync::CancellationToken) -> Resu
     if let (Some(staging), Some(output)) = (&staging, &args.output) {
         staging.finish(output)?;
     }
+    let published = match &glance {
+        Some(images) => {
+            let (file, format) = match &args.output {
+                Some(output) => (output.as_path(), "qcow2"),
+                None => (args.image.as_path(), input_format.as_str()),
+            };
+            Some(upload::publish(images, &args.upload, file, format, cancel).await?)
+        }
+        None => None,
+    };
     eprintln!(
         "==> {}: spec satisfied ({}); {} validators, {} commands, 1 appliance launch ({:.1} s), {:.1} s in all{}",
         args.image.display(),
@@ -225,7 +270,88 @@ async fn pack(args: &Args, cancel: &tokio_util::sync::CancellationToken) -> Resu
             None => "; modified in place".to_string(),
         }
     );
+    if let Some(id) = published {
+        println!("{id}");
+    }
     Ok(())
+}
+
+/// `--upload`: log in, then create, stream, verify and wait for the Glance image.
+#[cfg(feature = "guestfs")]
+mod upload {
+    use std::path::Path;
+    use std::str::FromStr;
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::{Stop, UploadArgs};
+    use crate::openstack::image::{ImageClient, NewImage, Visibility};
+    use crate::openstack::wait::WaitOptions;
+    use crate::openstack::{CloudConfig, ConfigEnv, Session};
+    use crate::pipeline::Progress;
+
+    pub async fn connect(args: &UploadArgs) -> Result<ImageClient, Stop> {
+        if let Some(v) = &args.image_visibility {
+            Visibility::from_str(v).map_err(|e| Stop::Usage(format!("--image-visibility: {e}")))?;
+        }
+        let config = CloudConfig::load(args.cloud.as_deref(), &ConfigEnv::from_process())
+            .map_err(|e| Stop::Usage(format!("--upload: {e}")))?;
+        let session = Session::connect(config)
+            .await
+            .map_err(|e| Stop::Failed(format!("--upload: {e}")))?;
+        Ok(ImageClient::new(session))
+    }
+
+    /// Create the image, stream `file` into it, wait until active; delete it on any failure.
+    pub async fn publish(
+        images: &ImageClient,
+        args: &UploadArgs,
+        file: &Path,
+        disk_format: &str,
+        cancel: &CancellationToken,
+    ) -> Result<String, Stop> {
+        let mut new = NewImage::named(args.image_name.as_deref().unwrap_or_default());
+        new.disk_format = disk_format.to_string();
+        new.tags = args.image_tags.clone();
+        new.properties = args.image_properties.iter().cloned().collect();
+        new.visibility = args
+            .image_visibility
+            .as_deref()
+            .map(Visibility::from_str)
+            .transpose()
+            .map_err(|e| Stop::Usage(e.to_string()))?;
+        let created = images
+            .create(&new)
+            .await
+            .map_err(|e| Stop::Failed(format!("--upload: {e}")))?;
+        let progress = Progress::for_stderr(false);
+        let result = tokio::select! {
+            r = async {
+                let report = images.upload_file(&created.id, file, &progress).await?;
+                tracing::info!("uploaded {} at {:.1} MiB/s", file.display(), report.mib_per_sec());
+                images
+                    .wait_active(&created.id, WaitOptions::with_timeout(std::time::Duration::from_secs(1800)), cancel, &progress)
+                    .await
+            } => r.map_err(|e| Stop::Failed(format!("--upload: {e}"))),
+            () = cancel.cancelled() => Err(Stop::Interrupted),
+        };
+        match result {
+            Ok(image) => {
+                eprintln!("==> uploaded to Glance: {}", image.describe());
+                Ok(image.id)
+            }
+            Err(stop) => {
+                // No half-made images: the one this run created goes away.
+                if let Err(e) = images.delete(&created.id).await {
+                    eprintln!(
+                        "forge pack: could not delete the unfinished image {}: {e}",
+                        created.id
+                    );
+                }
+                Err(stop)
+            }
+        }
+    }
 }
 
 #[cfg(feature = "guestfs")]
