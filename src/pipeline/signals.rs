@@ -37,7 +37,7 @@ pub fn install(cancel: CancellationToken) -> std::io::Result<()> {
                 else => break,
             };
             if !cancel.is_cancelled() {
-                eprintln!("==> {which} received: stopping the build and cleaning up");
+                eprintln!("==> {which} received: stopping and cleaning up");
                 cancel.cancel();
             } else if CLEANING.load(Ordering::SeqCst) {
                 eprintln!("==> {which} ignored: cleanup is in progress and must finish");
