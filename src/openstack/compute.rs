@@ -220,6 +220,14 @@ pub struct Fault {
 }
 
 impl Server {
+    /// `ACTIVE`, or `ACTIVE (image_uploading)` while a task runs: what a wait shows.
+    fn state_text(&self) -> String {
+        match &self.task_state {
+            Some(t) => format!("{} ({t})", self.status),
+            None => self.status.clone(),
+        }
+    }
+
     fn fault_text(&self) -> String {
         match &self.fault {
             Some(f) => format!(
@@ -465,10 +473,7 @@ impl ComputeClient {
                     Ok(s) if s.status == "DELETED" || s.status == "SOFT_DELETED" => {
                         Ok(Poll::Failed(format!("server is {}", s.status)))
                     }
-                    Ok(s) => Ok(Poll::Pending(match &s.task_state {
-                        Some(t) => format!("{} ({t})", s.status),
-                        None => s.status,
-                    })),
+                    Ok(s) => Ok(Poll::Pending(s.state_text())),
                     Err(e) if e.is_not_found() => Ok(Poll::Failed("server was deleted".into())),
                     Err(e) => Err(e),
                 }
@@ -590,10 +595,7 @@ impl ComputeClient {
                     Ok(s) if s.status == "ERROR" && s.task_state.is_none() => {
                         Ok(Poll::Failed(format!("deletion failed: {}", s.fault_text())))
                     }
-                    Ok(s) => Ok(Poll::Pending(match &s.task_state {
-                        Some(t) => format!("{} ({t})", s.status),
-                        None => s.status,
-                    })),
+                    Ok(s) => Ok(Poll::Pending(s.state_text())),
                     Err(e) => Err(e),
                 }
             },
@@ -619,11 +621,7 @@ impl ComputeClient {
             || async {
                 match self.get_server(id).await {
                     Ok(s) if s.task_state.is_none() => Ok(Poll::Done(s)),
-                    Ok(s) => Ok(Poll::Pending(format!(
-                        "{} ({})",
-                        s.status,
-                        s.task_state.as_deref().unwrap_or("-")
-                    ))),
+                    Ok(s) => Ok(Poll::Pending(s.state_text())),
                     Err(e) if e.is_not_found() => Ok(Poll::Failed("server was deleted".into())),
                     Err(e) => Err(e),
                 }
