@@ -21,7 +21,7 @@ use crate::openstack::compute::ComputeClient;
 use crate::openstack::image::ImageClient;
 use crate::openstack::network::NetworkClient;
 use crate::openstack::{CloudConfig, ConfigEnv, Session};
-use crate::pipeline::{signals, OnError, Outcome, Progress, Report, Runner};
+use crate::pipeline::{signals, OnError, Outcome, Progress, Report, Runner, Step};
 use crate::steps::provision::Provisioner;
 use crate::steps::{self, BuildState, Clients};
 use crate::template::{
@@ -118,8 +118,7 @@ async fn build_one(
     let run_id = uuid::Uuid::new_v4().to_string();
     progress.println(&format!("==> build {label} (run {run_id})"));
 
-    // Everything that can fail without the cloud fails here, before anything is created.
-    let provisioners = match load_provisioners(build, &args.resource_roots) {
+    let (mut steps, mut state) = match prepare(args, build, src, &run_id).await {
         Ok(p) => p,
         Err(e) => {
             eprintln!(
@@ -128,40 +127,6 @@ async fn build_one(
             );
             return 1;
         }
-    };
-    let clients = match connect(&src.auth).await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!(
-                "forge build: {label}: {}",
-                template.redact(&format!("{e:#}"))
-            );
-            return 1;
-        }
-    };
-    let mut steps = match steps::openstack_pipeline(src, &clients, provisioners, args.verify) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("forge build: {label}: {e:#}");
-            return 1;
-        }
-    };
-    let journal_path = args
-        .journal
-        .clone()
-        .unwrap_or_else(|| Journal::default_path(&run_id));
-    let journal = match Journal::create(&journal_path, &run_id) {
-        Ok(j) => j,
-        Err(e) => {
-            eprintln!("forge build: {e}");
-            return 1;
-        }
-    };
-    tracing::debug!("journal: {}", journal_path.display());
-    let mut state = BuildState {
-        run_id: run_id.clone(),
-        journal,
-        ..BuildState::default()
     };
     let runner = Runner {
         on_error: args.on_error,
@@ -201,6 +166,31 @@ async fn build_one(
     } else {
         1
     }
+}
+
+/// Everything before the first step: specs and scripts loaded (so a broken one fails before
+/// anything is created), the cloud logged in to, the pipeline assembled, the journal opened.
+async fn prepare(
+    args: &Args,
+    build: &Build,
+    src: &OpenStackSource,
+    run_id: &str,
+) -> anyhow::Result<(Vec<Box<dyn Step<BuildState>>>, BuildState)> {
+    let provisioners = load_provisioners(build, &args.resource_roots)?;
+    let clients = connect(&src.auth).await?;
+    let steps = steps::openstack_pipeline(src, &clients, provisioners, args.verify)?;
+    let journal_path = args
+        .journal
+        .clone()
+        .unwrap_or_else(|| Journal::default_path(run_id));
+    let journal = Journal::create(&journal_path, run_id)?;
+    tracing::debug!("journal: {}", journal_path.display());
+    let state = BuildState {
+        run_id: run_id.to_string(),
+        journal,
+        ..BuildState::default()
+    };
+    Ok((steps, state))
 }
 
 /// Load every spec and read every script the build's provisioners name.
