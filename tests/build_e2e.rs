@@ -253,3 +253,34 @@ fn build_with_a_temporary_keypair_deletes_it() {
     assert_eq!(left.images, vec![stdout.trim().to_string()]);
     assert!(host.installed("hello"));
 }
+
+/// Template problems stop `forge build` before it looks for a cloud, with `forge validate`'s
+/// located messages and exit codes (2 unreadable, 1 invalid). Needs no test environment.
+#[test]
+fn build_rejects_bad_templates_before_touching_the_cloud() {
+    let run = |path: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_forge"))
+            .arg("build")
+            .arg(path)
+            .env_remove("OS_CLOUD")
+            .env_remove("OS_AUTH_URL")
+            .output()
+            .expect("run forge build")
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&dir.path().join("missing.pkr.hcl"));
+    assert_eq!(out.status.code(), Some(2));
+    let broken = dir.path().join("broken.pkr.hcl");
+    std::fs::write(&broken, "source \"openstack\" \"x\" {\n  flavor = 3\n").unwrap();
+    let out = run(&broken);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:1:24: error:", broken.display())),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("==> build"),
+        "no build may start: {stderr}"
+    );
+}

@@ -56,7 +56,8 @@ pub fn run(args: Args, progress: Progress) -> ExitCode {
         Ok(t) => t,
         Err(diags) => {
             eprintln!("{diags}");
-            return ExitCode::from(1);
+            // As `forge validate`: 1 for an invalid template, 2 for an unreadable one.
+            return ExitCode::from(diags.exit_code());
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
