@@ -16,6 +16,9 @@ pub mod source_image;
 pub mod state;
 pub mod stop_server;
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
 use anyhow::Context;
 
 pub use state::BuildState;
@@ -35,12 +38,14 @@ pub struct Clients {
 }
 
 /// The OpenStack build, step by step. `provisioners` are loaded beforehand so that a broken
-/// spec fails the build before anything is created.
+/// spec fails the build before anything is created. `forge_properties` are the build's identity
+/// properties the published image carries (see [`forge_properties`]).
 pub fn openstack_pipeline(
     src: &OpenStackSource,
     clients: &Clients,
     provisioners: Vec<provision::Provisioner>,
     verify: bool,
+    forge_properties: BTreeMap<String, String>,
 ) -> anyhow::Result<Vec<Box<dyn Step<BuildState>>>> {
     let t = &src.timeouts;
     let user_data = match &src.user_data {
@@ -115,6 +120,7 @@ pub fn openstack_pipeline(
         Box::new(publish::PublishStep {
             images: clients.image.clone(),
             properties: src.image.properties.clone(),
+            forge_properties,
             tags: src.image.tags.clone(),
             visibility,
             min_disk: src.image.min_disk,
@@ -122,6 +128,20 @@ pub fn openstack_pipeline(
         }),
     ]);
     Ok(steps)
+}
+
+/// The properties that identify which build made an image: `forge_template` (the template's
+/// file name) and `forge_build` (the build label, e.g. `nightly.openstack.debian`). Retention
+/// matches images on both, so they must not depend on the machine or the directory.
+pub fn forge_properties(template: &Path, build_label: &str) -> BTreeMap<String, String> {
+    let file = template
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| template.display().to_string());
+    BTreeMap::from([
+        ("forge_template".to_string(), file),
+        ("forge_build".to_string(), build_label.to_string()),
+    ])
 }
 
 fn source_image_input(s: &SourceImage) -> source_image::SourceImageInput {

@@ -1,5 +1,5 @@
-//! Step 10, publish: set the image's properties (the template's, plus `forge_run_id` and
-//! `forge_source_image`), tags, visibility and min_disk in one JSON-patch request, then share it
+//! Step 10, publish: set the image's properties (the template's, plus forge's own: `forge_run_id`,
+//! `forge_source_image` and the build's identity such as `forge_template`/`forge_build`), tags, visibility and min_disk in one JSON-patch request, then share it
 //! with the members. Nothing to clean up of its own: on a later failure the snapshot step
 //! deletes the image.
 
@@ -15,6 +15,9 @@ use crate::steps::BuildState;
 pub struct PublishStep {
     pub images: ImageClient,
     pub properties: BTreeMap<String, String>,
+    /// forge's own properties (`forge_template`, `forge_build`, ...), set after the template's so
+    /// a template cannot forge them.
+    pub forge_properties: BTreeMap<String, String>,
     pub tags: Vec<String>,
     pub visibility: Option<Visibility>,
     pub min_disk: Option<u64>,
@@ -35,6 +38,7 @@ impl Step<BuildState> for PublishStep {
             .ok_or_else(|| anyhow!("no image to publish"))?;
         let current = self.images.get(&id).await?;
         let mut properties = self.properties.clone();
+        properties.extend(self.forge_properties.clone());
         properties.insert("forge_run_id".into(), state.run_id.clone());
         if let Some(src) = &state.source_image {
             properties.insert("forge_source_image".into(), src.id.clone());

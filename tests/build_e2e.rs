@@ -56,6 +56,8 @@ fn build_publishes_the_image_and_leaves_nothing_behind() {
             assert_eq!(image.property("os_distro"), Some("debian"));
             assert_eq!(image.property("built_by"), Some("forge-e2e"));
             assert_eq!(image.property("forge_source_image"), Some(base.id.as_str()));
+            assert_eq!(image.property("forge_template"), Some("t.pkr.hcl"));
+            assert_eq!(image.property("forge_build"), Some("e2e.openstack.e2e"));
             assert_eq!(image.visibility, "private");
             assert_eq!(image.min_disk, 2);
             // The provisioners really ran on the host, with the argument verbatim.

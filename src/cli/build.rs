@@ -119,7 +119,7 @@ async fn build_one(
     let run_id = uuid::Uuid::new_v4().to_string();
     progress.println(&format!("==> build {label} (run {run_id})"));
 
-    let (mut steps, mut state) = match prepare(args, build, src, &run_id).await {
+    let (mut steps, mut state) = match prepare(args, build, src, &label, &run_id).await {
         Ok(p) => p,
         Err(e) => {
             eprintln!(
@@ -175,11 +175,14 @@ async fn prepare(
     args: &Args,
     build: &Build,
     src: &OpenStackSource,
+    label: &str,
     run_id: &str,
 ) -> anyhow::Result<(Vec<Box<dyn Step<BuildState>>>, BuildState)> {
     let provisioners = load_provisioners(build, &args.resource_roots)?;
     let clients = connect(&src.auth).await?;
-    let steps = steps::openstack_pipeline(src, &clients, provisioners, args.verify)?;
+    let forge_properties = steps::forge_properties(&args.template, label);
+    let steps =
+        steps::openstack_pipeline(src, &clients, provisioners, args.verify, forge_properties)?;
     let journal_path = args
         .journal
         .clone()
