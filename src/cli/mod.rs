@@ -5,6 +5,7 @@
 
 pub mod build;
 pub mod check;
+pub mod cleanup;
 pub mod logging;
 pub mod pack;
 pub mod spec;
@@ -43,6 +44,8 @@ pub enum Command {
     Spec(spec::Command),
     /// Run an image spec against a disk image offline through libguestfs.
     Pack(pack::Args),
+    /// Delete what killed or failed builds left in the cloud (dry run unless --yes).
+    Cleanup(cleanup::Args),
 }
 
 /// The process arguments with Packer's single-dash `-var`/`-var-file` spelled `--var`/`--var-file`
@@ -79,5 +82,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Reconcile(args) => check::run(args, false),
         Command::Spec(cmd) => spec::run(cmd),
         Command::Pack(args) => pack::run(args),
+        Command::Cleanup(args) => cleanup::run(args, progress),
     }
 }
