@@ -200,6 +200,8 @@ struct Row {
     at_kill: String,
     before: String,
     after: usize,
+    /// Wall time of `forge cleanup --yes`.
+    seconds: f64,
 }
 
 #[test]
@@ -244,7 +246,9 @@ fn sigkill_in_every_step_then_cleanup_leaves_nothing() {
                 );
             }
             let jdir = journal_dir(dir.path());
+            let started = Instant::now();
             let (code, out, err) = forge_cleanup(&jdir, &["--run", &id, "--yes"]);
+            let seconds = started.elapsed().as_secs_f64();
             assert_eq!(code, 0, "{step}: cleanup failed:\n{out}{err}");
             let after = rt.block_on(leftovers(&session, &id));
             let left = if finished_ok {
@@ -276,6 +280,7 @@ fn sigkill_in_every_step_then_cleanup_leaves_nothing() {
                     before.images.len()
                 ),
                 after: left,
+                seconds,
             });
             assert_eq!(left, 0, "{step}: left {after:?}\n{out}{err}\n{}", w.text);
             // A second cleanup has nothing to do and makes no change.
@@ -286,13 +291,13 @@ fn sigkill_in_every_step_then_cleanup_leaves_nothing() {
     }));
     eprintln!("\nkill matrix (SIGKILL during step -> leaked before cleanup -> after `forge cleanup --run ID --yes`):");
     eprintln!(
-        "{:<13} {:<26} {:<22} after",
-        "step", "journal at kill", "before (server/key/img)"
+        "{:<13} {:<26} {:<24} {:<6} cleanup",
+        "step", "journal at kill", "before (server/key/img)", "after"
     );
     for r in &matrix {
         eprintln!(
-            "{:<13} {:<26} {:<22} {}",
-            r.step, r.at_kill, r.before, r.after
+            "{:<13} {:<26} {:<24} {:<6} {:.2}s",
+            r.step, r.at_kill, r.before, r.after, r.seconds
         );
     }
     rt.block_on(cloud::delete_tagged(&images, &tag));
@@ -336,11 +341,12 @@ fn a_dry_run_lists_and_deletes_nothing() {
     let id = killed_build(&host, &tag, dir.path(), "boot server", "server");
     let jdir = journal_dir(dir.path());
     let journal_file = jdir.join(format!("{id}.jsonl"));
-    let journal_before = std::fs::read(&journal_file).unwrap();
+    let journal_before = std::fs::read_to_string(&journal_file).unwrap();
     let before = rt.block_on(leftovers(&session, &id));
 
     let (code, out, err) = forge_cleanup(&jdir, &["--run", &id]);
     let after_dry = rt.block_on(leftovers(&session, &id));
+    let journal_after_dry = std::fs::read_to_string(&journal_file).unwrap();
     let (code_yes, out_yes, err_yes) = forge_cleanup(&jdir, &["--run", &id, "--yes"]);
     let after = rt.block_on(leftovers(&session, &id));
     rt.block_on(cloud::delete_tagged(&images, &tag));
@@ -370,8 +376,7 @@ fn a_dry_run_lists_and_deletes_nothing() {
         "dry run deleted a keypair"
     );
     assert_eq!(
-        std::fs::read(&journal_file).unwrap(),
-        journal_before,
+        journal_after_dry, journal_before,
         "dry run wrote to the journal"
     );
     assert_eq!(code_yes, 0, "{out_yes}{err_yes}");
