@@ -178,12 +178,17 @@ impl Journal {
     /// The default location: `$XDG_STATE_HOME/forge/runs/<run-id>.jsonl`
     /// (`~/.local/state/forge/runs/...` when `XDG_STATE_HOME` is unset).
     pub fn default_path(run_id: &str) -> PathBuf {
+        Journal::default_dir().join(format!("{run_id}.jsonl"))
+    }
+
+    /// Where journals go by default: `$XDG_STATE_HOME/forge/runs` (`forge cleanup` looks there).
+    pub fn default_dir() -> PathBuf {
         let base = std::env::var_os("XDG_STATE_HOME")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
             .unwrap_or_else(|| PathBuf::from("/var/tmp"));
-        base.join("forge/runs").join(format!("{run_id}.jsonl"))
+        base.join("forge/runs")
     }
 
     pub fn run_id(&self) -> &str {

@@ -184,6 +184,66 @@ fn authorize(
     host.write("/root/.ssh/authorized_keys", keys.as_bytes(), 0o600);
 }
 
+/// The test host's sshd behind a port on 127.0.0.1 that refuses connections until the
+/// temporary keypair is authorized. forge's connect step retries a refused connection, so the
+/// build waits for the CLOUD-INIT STAND-IN instead of racing it (a build that connects first
+/// is refused the key and fails). Plain TCP relay; threads stop when the gate is dropped.
+struct Gate {
+    port: u16,
+    target: String,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Gate {
+    fn new(host: &hosts::TestHost) -> Gate {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        Gate {
+            port,
+            target: format!("{}:22", host.addr),
+            stop: Arc::default(),
+        }
+    }
+
+    /// Start accepting on the port and relaying to the host's sshd.
+    fn open(&self) {
+        use std::sync::atomic::Ordering;
+        let listener =
+            std::net::TcpListener::bind(("127.0.0.1", self.port)).expect("bind the gate port");
+        listener.set_nonblocking(true).unwrap();
+        let (target, stop) = (self.target.clone(), self.stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                let _ = client.set_nonblocking(false);
+                let Ok(server) = std::net::TcpStream::connect(&target) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// A base image tagged `tag` for the builds to boot from.
 fn base_image(rt: &tokio::runtime::Runtime, images: &ImageClient, tag: &str, fill: u8) {
     rt.block_on(async {
@@ -222,13 +282,17 @@ fn sigkill_in_every_step_then_cleanup_leaves_nothing() {
         for (step, trigger, change) in rows() {
             let dir = tempfile::tempdir().unwrap();
             // A temporary keypair in every row: cleanup must find keypairs too.
+            let gate = Gate::new(&host);
             let mut knobs = Knobs::good(&host, &tag, "unused");
             knobs.keypair = None;
+            knobs.ssh_host = "127.0.0.1".into();
+            knobs.ssh_port = gate.port;
             change(&mut knobs);
             let template = knobs.write(dir.path());
             let mut w = Watched::start(&template);
             let reached = w.wait_for(step, trigger, &mut |name| {
-                authorize(&rt, &session, &host, name)
+                authorize(&rt, &session, &host, name);
+                gate.open();
             });
             w.kill();
             assert!(reached, "{step}: the build never got there:\n{}", w.text);
@@ -493,12 +557,16 @@ fn cleanup_without_a_journal_sweeps_by_name_and_property() {
     let tag = cloud::unique("kill-sweep");
     base_image(&rt, &images, &tag, 10);
     let dir = tempfile::tempdir().unwrap();
+    let gate = Gate::new(&host);
     let mut knobs = Knobs::good(&host, &tag, "unused");
     knobs.keypair = None;
+    knobs.ssh_host = "127.0.0.1".into();
+    knobs.ssh_port = gate.port;
     let template = knobs.write(dir.path());
     let mut w = Watched::start(&template);
     let reached = w.wait_for("snapshot", Trigger::Created("image"), &mut |name| {
-        authorize(&rt, &session, &host, name)
+        authorize(&rt, &session, &host, name);
+        gate.open();
     });
     w.kill();
     assert!(reached, "the build never reached snapshot:\n{}", w.text);

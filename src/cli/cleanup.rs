@@ -51,10 +51,10 @@ pub fn run(args: Args, progress: Progress) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let dir = args.journal_dir.clone().unwrap_or_else(|| {
-        let any = Journal::default_path("x");
-        any.parent().map(PathBuf::from).unwrap_or_default()
-    });
+    let dir = args
+        .journal_dir
+        .clone()
+        .unwrap_or_else(Journal::default_dir);
     let (runs, unreadable) = match cleanup::scan(&dir) {
         Ok(x) => x,
         Err(e) => {
