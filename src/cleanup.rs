@@ -280,10 +280,7 @@ impl Cloud {
             return Ok(());
         };
         let c = &self.info;
-        let same = j.auth_url == c.auth_url
-            && (j.project_id.is_none() || j.project_id == c.project_id)
-            && (j.region.is_none() || j.region == c.region);
-        if same {
+        if same_cloud(j, c) {
             Ok(())
         } else {
             Err(CleanupError::WrongCloud {
@@ -293,6 +290,15 @@ impl Cloud {
             })
         }
     }
+}
+
+/// Whether a login (`current`) reaches the resources a journal's cloud record names: same
+/// Keystone, and the same project and region where the journal recorded them. The cloud's
+/// *name* may differ (another machine's clouds.yaml).
+pub fn same_cloud(journal: &CloudInfo, current: &CloudInfo) -> bool {
+    journal.auth_url == current.auth_url
+        && (journal.project_id.is_none() || journal.project_id == current.project_id)
+        && (journal.region.is_none() || journal.region == current.region)
 }
 
 fn describe(c: &CloudInfo) -> String {
@@ -622,6 +628,34 @@ mod tests {
         let mut live = run_of(vec![intent("server", "forge-r1")]);
         live.live = true;
         assert!(!live.needs_cleanup());
+    }
+
+    #[test]
+    fn a_login_must_reach_the_journals_cloud_project_and_region() {
+        let j = CloudInfo {
+            name: "prod".into(),
+            auth_url: "https://k/v3".into(),
+            project_id: Some("p1".into()),
+            region: Some("r1".into()),
+        };
+        let mut c = j.clone();
+        c.name = "prod-from-another-machine".into();
+        assert!(same_cloud(&j, &c));
+        for change in [
+            (|c: &mut CloudInfo| c.auth_url = "https://other/v3".into()) as fn(&mut CloudInfo),
+            |c| c.project_id = Some("p2".into()),
+            |c| c.project_id = None,
+            |c| c.region = Some("r2".into()),
+        ] {
+            let mut c = j.clone();
+            change(&mut c);
+            assert!(!same_cloud(&j, &c), "{c:?}");
+        }
+        // A journal that recorded no region accepts any.
+        let mut j2 = j.clone();
+        j2.region = None;
+        c.region = None;
+        assert!(same_cloud(&j2, &c));
     }
 
     #[test]

@@ -389,7 +389,8 @@ fn killed_build(
 }
 
 /// Without `--yes` nothing is deleted and the journal is not written; each resource is listed
-/// on one line. Then `--yes` deletes them.
+/// on one line. A login to another project than the journal's is refused. Then `--yes`
+/// deletes them.
 #[test]
 fn a_dry_run_lists_and_deletes_nothing() {
     if !cloud::available(true) {
@@ -408,6 +409,9 @@ fn a_dry_run_lists_and_deletes_nothing() {
     let journal_before = std::fs::read_to_string(&journal_file).unwrap();
     let before = rt.block_on(leftovers(&session, &id));
 
+    // The journal names the admin project: a login to another project is refused.
+    let (code_other, out_other, err_other) =
+        forge_cleanup(&jdir, &["--run", &id, "--cloud", cloud::DEMO, "--yes"]);
     let (code, out, err) = forge_cleanup(&jdir, &["--run", &id]);
     let after_dry = rt.block_on(leftovers(&session, &id));
     let journal_after_dry = std::fs::read_to_string(&journal_file).unwrap();
@@ -415,6 +419,11 @@ fn a_dry_run_lists_and_deletes_nothing() {
     let after = rt.block_on(leftovers(&session, &id));
     rt.block_on(cloud::delete_tagged(&images, &tag));
 
+    assert_eq!(code_other, 1, "{out_other}{err_other}");
+    assert!(
+        err_other.contains("its journal says it ran on") && out_other.is_empty(),
+        "{out_other}{err_other}"
+    );
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(before.servers.len(), 1, "{before:?}");
     assert_eq!(before.keypairs.len(), 1, "{before:?}");
