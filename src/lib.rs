@@ -9,10 +9,13 @@
 //! - [`spec`]: the Sahara image-spec validator language: loader and engine.
 //! - [`journal`]: the fsynced record of every resource a run creates and deletes.
 //! - [`manifest`]: the Packer-compatible build manifest.
+//! - [`fingerprint`]: the input digest `--skip-unchanged` compares; [`lock`]: one run per template.
 //! - [`cli`]: the thin command layer behind `src/main.rs`.
 
 pub mod cli;
+pub mod fingerprint;
 pub mod journal;
+pub mod lock;
 pub mod manifest;
 pub mod openstack;
 pub mod pipeline;
