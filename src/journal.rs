@@ -285,15 +285,14 @@ impl Journal {
 /// cannot outlive a SIGKILL or a reboot. (`std::fs::File::try_lock` needs Rust 1.89; forge's
 /// minimum is 1.85, and rustix is already in the dependency tree.)
 fn lock(path: &Path, file: &File) -> Result<(), JournalError> {
-    use rustix::fs::{flock, FlockOperation};
-    match flock(file, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(()),
-        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(JournalError::Locked {
+    match crate::lock::try_flock(file, true) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(JournalError::Locked {
             path: path.display().to_string(),
         }),
-        Err(e) => Err(JournalError::Io {
+        Err(source) => Err(JournalError::Io {
             path: path.display().to_string(),
-            source: e.into(),
+            source,
         }),
     }
 }
@@ -301,18 +300,15 @@ fn lock(path: &Path, file: &File) -> Result<(), JournalError> {
 /// Whether a live process holds the journal at `path` (a running build or cleanup). Probes
 /// with a shared lock, released at once.
 pub fn is_locked(path: &Path) -> Result<bool, JournalError> {
-    use rustix::fs::{flock, FlockOperation};
     let io = |source| JournalError::Io {
         path: path.display().to_string(),
         source,
     };
     let file = File::open(path).map_err(io)?;
-    match flock(&file, FlockOperation::NonBlockingLockShared) {
-        // Dropping the file releases the probe's lock.
-        Ok(()) => Ok(false),
-        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(true),
-        Err(e) => Err(io(e.into())),
-    }
+    // Dropping the file releases the probe's lock.
+    crate::lock::try_flock(&file, false)
+        .map(|got| !got)
+        .map_err(io)
 }
 
 /// Read a journal file. A torn last line (the process died mid-write) is ignored; any other bad

@@ -56,6 +56,21 @@ impl RunLock {
     }
 }
 
+/// A non-blocking `flock(2)` on `file`, exclusive or shared: `Ok(false)` when another open file
+/// description holds a conflicting lock. Also marks build journals as live (`journal.rs`).
+pub fn try_flock(file: &File, exclusive: bool) -> std::io::Result<bool> {
+    let op = if exclusive {
+        FlockOperation::NonBlockingLockExclusive
+    } else {
+        FlockOperation::NonBlockingLockShared
+    };
+    match flock(file, op) {
+        Ok(()) => Ok(true),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Take the lock of `template` in the default lock directory, without waiting.
 pub fn acquire(template: &Path) -> Result<RunLock, LockError> {
     acquire_in(&default_dir(), template)
@@ -83,9 +98,9 @@ pub fn acquire_in(dir: &Path, template: &Path) -> Result<RunLock, LockError> {
         .truncate(false)
         .open(&path)
         .map_err(|e| io("lock file", e))?;
-    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => {}
-        Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+    match try_flock(&file, true) {
+        Ok(true) => {}
+        Ok(false) => {
             let mut note = String::new();
             let _ = file.read_to_string(&mut note);
             let holder = match note.trim() {
@@ -98,7 +113,7 @@ pub fn acquire_in(dir: &Path, template: &Path) -> Result<RunLock, LockError> {
                 holder,
             });
         }
-        Err(e) => return Err(io("locking", e.into())),
+        Err(e) => return Err(io("locking", e)),
     }
     let note = format!(
         "pid {}, started {}",
