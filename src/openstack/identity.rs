@@ -118,6 +118,15 @@ impl Session {
                     value: path.display().to_string(),
                     expected: format!("a PEM CA bundle ({e})"),
                 })?;
+            // A file with no certificate in it parses as an empty bundle: say so, or the login
+            // would fail later with a confusing "unknown issuer".
+            if certs.is_empty() {
+                return Err(Error::InvalidValue {
+                    what: "cacert".into(),
+                    value: path.display().to_string(),
+                    expected: "a PEM CA bundle (no certificate found in the file)".into(),
+                });
+            }
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }
