@@ -108,3 +108,30 @@ fn fuzz_spec_loader() {
     let want = f.execs;
     assert_clean(f.run(check_spec), want);
 }
+
+/// The harness itself can fail: a check that panics on some inputs is caught, counted and
+/// reported with the input, and the run goes on.
+#[test]
+fn the_harness_catches_and_reports_panics() {
+    let dir = workdir();
+    let mut f = Fuzz::new(
+        "harness-self-test",
+        vec![b"a = 1\n".to_vec()],
+        HCL_TOKENS,
+        dir.path().join("input.txt"),
+    );
+    f.execs = 300;
+    let outcome = f.run(|p| {
+        let text = std::fs::read(p).unwrap();
+        assert!(!text.contains(&b'{'), "found a brace");
+    });
+    assert!(
+        !outcome.panics.is_empty(),
+        "no mutant had a brace in 300 tries"
+    );
+    assert!(outcome
+        .panics
+        .iter()
+        .all(|(input, msg)| input.contains(&b'{') && msg.contains("found a brace")));
+    assert!(outcome.execs > 0 && outcome.execs <= 300);
+}

@@ -15,7 +15,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// splitmix64: tiny, and its sequence never changes with a crate upgrade, so a printed seed
@@ -465,51 +464,122 @@ impl Fuzz {
         }
     }
 
-    /// Runs `check` on `execs` inputs: every seed as is first, then mutants (1–4 stacked
-    /// mutations of a seed or of an earlier mutant). `check` reads [`Fuzz::input_path`].
-    pub fn run(&self, check: impl Fn(&Path)) -> Outcome {
+    /// Runs `check` on `execs` inputs, split over `FORGE_FUZZ_THREADS` worker threads (default:
+    /// the machine's cores, at most 4). Each worker starts with the seeds as they are, then
+    /// tries mutants (1–4 stacked mutations of a seed or of an earlier mutant), with its own
+    /// random stream (`seed` + worker number) and its own input file.
+    pub fn run(&self, check: impl Fn(&Path) + Sync) -> Outcome {
+        let threads = env_number("FORGE_FUZZ_THREADS")
+            .map(|n| n.max(1) as usize)
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map_or(1, |n| n.get())
+                    .min(4)
+            });
+        let paths: Vec<PathBuf> = (0..threads)
+            .map(|t| {
+                let name = self.input_path.file_name().unwrap().to_string_lossy();
+                self.input_path.with_file_name(format!("w{t}-{name}"))
+            })
+            .collect();
         eprintln!(
-            "fuzz {}: {} execs, seed {:#x}, {} seed inputs; the input under test is kept in {}",
+            "fuzz {}: {} execs on {threads} threads, seed {:#x}, {} seed inputs; the inputs under \
+             test are kept in {} (w0-, w1-...)",
             self.name,
             self.execs,
             self.seed,
             self.seeds.len(),
-            self.input_path.display()
+            self.input_path.parent().unwrap().display()
         );
-        let started_ms = Arc::new(AtomicU64::new(0));
-        let done = Arc::new(AtomicBool::new(false));
+        quiet_panics_on_fuzz_workers();
         let t0 = Instant::now();
-        let watchdog = {
-            let (started_ms, done) = (started_ms.clone(), done.clone());
-            let (limit, name, path) = (self.per_input_limit, self.name, self.input_path.clone());
-            std::thread::spawn(move || {
+        // Per worker: when its current input started (ms since t0, +1; 0 = idle).
+        let started: Vec<AtomicU64> = (0..threads).map(|_| AtomicU64::new(0)).collect();
+        let done = AtomicBool::new(false);
+        let results: Vec<Worker> = std::thread::scope(|s| {
+            let limit = self.per_input_limit;
+            let (started, done, paths) = (&started, &done, &paths);
+            // The watchdog: a loader cannot be stopped from another thread, so a hung input
+            // ends the process, naming the file that holds it.
+            s.spawn(move || {
                 while !done.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(200));
-                    let s = started_ms.load(Ordering::Relaxed);
                     let now = t0.elapsed().as_millis() as u64;
-                    if s > 0 && now.saturating_sub(s) > limit.as_millis() as u64 {
-                        // Cannot stop a running loader from another thread: end the process,
-                        // naming the file that holds the input.
-                        eprintln!(
-                            "fuzz {name}: one input ran longer than {limit:?} (hang); it is in {}",
-                            path.display()
-                        );
-                        std::process::exit(3);
+                    for (t, st) in started.iter().enumerate() {
+                        let st = st.load(Ordering::Relaxed);
+                        if st > 0 && now.saturating_sub(st) > limit.as_millis() as u64 {
+                            eprintln!(
+                                "fuzz {}: one input ran longer than {limit:?} (hang); it is in {}",
+                                self.name,
+                                paths[t].display()
+                            );
+                            std::process::exit(3);
+                        }
                     }
                 }
-            })
+            });
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let execs = self.execs / threads as u64
+                        + u64::from((t as u64) < self.execs % threads as u64);
+                    let check = &check;
+                    std::thread::Builder::new()
+                        .name(format!("fuzz-worker-{t}"))
+                        .spawn_scoped(s, move || {
+                            self.worker(t as u64, execs, &paths[t], &started[t], t0, check)
+                        })
+                        .expect("start a fuzz worker")
+                })
+                .collect();
+            let r = handles
+                .into_iter()
+                .map(|h| h.join().expect("a fuzz worker died"))
+                .collect();
+            done.store(true, Ordering::Relaxed);
+            r
+        });
+        let elapsed = t0.elapsed();
+        let mut outcome = Outcome {
+            execs: 0,
+            elapsed,
+            panics: Vec::new(),
+            slowest: Duration::ZERO,
         };
+        for w in results {
+            outcome.execs += w.ran;
+            outcome.panics.extend(w.panics);
+            outcome.slowest = outcome.slowest.max(w.slowest);
+        }
+        eprintln!(
+            "fuzz {}: {} execs in {:.1} s = {:.0} execs/s; slowest input {:.1} ms; {} panics",
+            self.name,
+            outcome.execs,
+            elapsed.as_secs_f64(),
+            outcome.execs as f64 / elapsed.as_secs_f64().max(1e-9),
+            outcome.slowest.as_secs_f64() * 1e3,
+            outcome.panics.len()
+        );
+        outcome
+    }
 
-        let mut rng = Rng::new(self.seed);
-        // Recent interesting mutants are reused as parents too (cheap depth without coverage).
+    fn worker(
+        &self,
+        t: u64,
+        execs: u64,
+        path: &Path,
+        started: &AtomicU64,
+        t0: Instant,
+        check: &(impl Fn(&Path) + Sync),
+    ) -> Worker {
+        let mut rng = Rng::new(self.seed.wrapping_add(t));
+        // Earlier mutants are parents too (cheap depth without coverage feedback).
         let mut pool: Vec<Vec<u8>> = self.seeds.clone();
-        let mut panics = Vec::new();
-        let mut slowest = Duration::ZERO;
-        let prior = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| {})); // messages are collected, not printed per input
-        let mut ran = 0;
-        for n in 0..self.execs {
-            ran += 1;
+        let mut w = Worker {
+            ran: 0,
+            panics: Vec::new(),
+            slowest: Duration::ZERO,
+        };
+        for n in 0..execs {
             let input = if (n as usize) < self.seeds.len() {
                 self.seeds[n as usize].clone()
             } else {
@@ -517,36 +587,36 @@ impl Fuzz {
                 for _ in 0..1 + rng.below(4) {
                     mutate(&mut rng, &mut x, self.tokens, &self.seeds);
                 }
-                // Keep inputs bounded (big mutations can stack up); long inputs are still
-                // made, but do not take over the pool and the run time.
+                // Keep inputs bounded (big mutations can stack up).
                 x.truncate(MAX_INPUT);
                 x
             };
-            std::fs::write(&self.input_path, &input).expect("write the fuzz input");
-            let t = Instant::now();
-            started_ms.store(t0.elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
-            let r =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&self.input_path)));
-            started_ms.store(0, Ordering::Relaxed);
-            slowest = slowest.max(t.elapsed());
+            std::fs::write(path, &input).expect("write the fuzz input");
+            let began = Instant::now();
+            started.store(t0.elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(path)));
+            started.store(0, Ordering::Relaxed);
+            w.slowest = w.slowest.max(began.elapsed());
+            w.ran += 1;
             if let Err(p) = r {
                 let msg = p
                     .downcast_ref::<String>()
                     .cloned()
                     .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "(non-string panic)".into());
-                let saved = self.input_path.with_file_name(format!(
-                    "fuzz-{}-panic-{}.bin",
+                let saved = path.with_file_name(format!(
+                    "fuzz-{}-panic-w{t}-{}.bin",
                     self.name,
-                    panics.len()
+                    w.panics.len()
                 ));
                 let _ = std::fs::write(&saved, &input);
-                panics.push((input, format!("{msg} (input saved in {})", saved.display())));
-                if panics.len() >= 20 {
+                w.panics
+                    .push((input, format!("{msg} (input saved in {})", saved.display())));
+                if w.panics.len() >= 20 {
                     break; // enough to fix first
                 }
             } else if input.len() > MAX_INPUT / 4 {
-                // Huge mutants are tried once, not bred from.
+                // Huge mutants are tried once, not bred from: they would slow every later run.
             } else if pool.len() < 512 {
                 pool.push(input);
             } else if rng.chance(8) {
@@ -554,25 +624,29 @@ impl Fuzz {
                 pool[i] = input;
             }
         }
-        std::panic::set_hook(prior);
-        done.store(true, Ordering::Relaxed);
-        let _ = watchdog.join();
-        let elapsed = t0.elapsed();
-        let outcome = Outcome {
-            execs: ran,
-            elapsed,
-            panics,
-            slowest,
-        };
-        eprintln!(
-            "fuzz {}: {} execs in {:.1} s = {:.0} execs/s; slowest input {:.1} ms; {} panics",
-            self.name,
-            outcome.execs,
-            elapsed.as_secs_f64(),
-            outcome.execs as f64 / elapsed.as_secs_f64().max(1e-9),
-            slowest.as_secs_f64() * 1e3,
-            outcome.panics.len()
-        );
-        outcome
+        w
     }
+}
+
+struct Worker {
+    ran: u64,
+    panics: Vec<(Vec<u8>, String)>,
+    slowest: Duration,
+}
+
+/// Panics on fuzz workers are collected and reported at the end, not printed one by one; every
+/// other thread keeps the usual message (so a failing assertion still shows).
+fn quiet_panics_on_fuzz_workers() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let prior = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let fuzzing = std::thread::current()
+                .name()
+                .is_some_and(|n| n.starts_with("fuzz-worker-"));
+            if !fuzzing {
+                prior(info);
+            }
+        }));
+    });
 }
