@@ -393,11 +393,12 @@ fn no_secret_reaches_logs_errors_manifests_journals_or_files() {
     evidence.add_files(sandbox_v.root.path(), &BTreeSet::new());
 
     // Clean up what the test made before asserting.
+    // The published image of run A carries the tag; after it is deleted nothing may remain.
+    rt.block_on(cloud::delete_tagged(&images, &tag));
     let left: Vec<_> = run_ids
         .iter()
         .map(|id| rt.block_on(leftovers(&session, id)))
         .collect();
-    rt.block_on(cloud::delete_tagged(&images, &tag));
     rt.block_on(app.drop_it());
 
     assert!(a_ok, "run A (the full build) failed:\n{stderr}");
@@ -477,4 +478,13 @@ fn no_secret_reaches_logs_errors_manifests_journals_or_files() {
         evidence.0.len(),
         secrets.len()
     );
+    // FORGE_SECRETS_KEEP=DIR keeps what was searched, to see what the logs hold.
+    let keep = std::env::var_os("FORGE_SECRETS_KEEP").map(PathBuf::from);
+    for (i, (what, data)) in evidence.0.iter().enumerate() {
+        eprintln!("  {what}: {} bytes", data.len());
+        if let Some(dir) = &keep {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(dir.join(format!("{i:02}.txt")), data).unwrap();
+        }
+    }
 }

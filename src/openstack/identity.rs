@@ -285,10 +285,18 @@ impl Session {
         build: impl FnOnce(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response, Error> {
         let token = self.token().await?;
+        // Marked sensitive: HTTP libraries show it as `Sensitive` in Debug output and logs.
+        let mut auth = reqwest::header::HeaderValue::from_str(token.value.expose_secret())
+            .map_err(|_| Error::Protocol {
+                method: method.to_string(),
+                url: url.to_string(),
+                message: "Keystone issued a token that is not a valid header value".into(),
+            })?;
+        auth.set_sensitive(true);
         let mut request = build(
             self.http
                 .request(method.clone(), url.clone())
-                .header("X-Auth-Token", token.value.expose_secret())
+                .header("X-Auth-Token", auth)
                 .header("Accept", "application/json")
                 .timeout(REQUEST_TIMEOUT),
         );
