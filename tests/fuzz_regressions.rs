@@ -103,3 +103,18 @@ fn deeply_nested_template_expressions_are_an_error_not_a_stack_overflow() {
         assert!(msg.contains("t.pkr.hcl:2:"), "{open}: not located: {msg}");
     }
 }
+
+/// Not found by the fuzzer but by reading its dictionary's gaps: `file("/dev/zero")` made
+/// `forge validate` read forever (and fill memory). Now the token is in the dictionary and
+/// `file()` reads only regular files, up to 16 MiB.
+#[test]
+fn file_of_a_device_is_an_error_not_a_hang() {
+    for dev in ["/dev/zero", "/dev/stdin", "/dev/null"] {
+        let msg = template_check(&format!("locals {{\n  x = file(\"{dev}\")\n}}\n"));
+        assert!(
+            msg.contains(&format!("cannot read {dev}: not a regular file")),
+            "{dev}: {msg}"
+        );
+        assert!(msg.contains("t.pkr.hcl:2:"), "not located: {msg}");
+    }
+}

@@ -107,6 +107,7 @@ pub const HCL_TOKENS: &[&str] = &[
     "file(\"\")",
     "file(\"specs/debian/image.yaml\")",
     "file(\"..\")",
+    "file(\"/dev/zero\")",
     "upper(",
     "for x in",
     "if",
