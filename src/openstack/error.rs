@@ -110,14 +110,37 @@ impl Error {
         self.status() == Some(404)
     }
 
-    /// True for errors worth retrying in a poll loop: no answer, or a 5xx / 429 answer.
+    /// True for errors worth retrying in a poll loop: no answer, or a 5xx / 429 answer. A TLS
+    /// failure (certificate not trusted, wrong name, failed handshake) is not: it will not
+    /// change by waiting, and the user must see it at once.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Http { .. } => true,
+            Error::Http { source, .. } => !is_tls_failure(source),
             Error::Api { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }
     }
+}
+
+/// Whether `e` or one of its causes is a rustls error. reqwest wraps it in an `io::Error`,
+/// whose `source()` skips the wrapped error, so those are opened with `get_ref`.
+fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if c.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if io
+                .get_ref()
+                .is_some_and(|inner| is_tls_failure(inner as &(dyn std::error::Error + 'static)))
+            {
+                return true;
+            }
+        }
+        cur = c.source();
+    }
+    false
 }
 
 /// Pulls the human message out of an OpenStack error body. Services disagree on the shape:

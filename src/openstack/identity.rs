@@ -118,6 +118,15 @@ impl Session {
                     value: path.display().to_string(),
                     expected: format!("a PEM CA bundle ({e})"),
                 })?;
+            // A file with no certificate in it parses as an empty bundle: say so, or the login
+            // would fail later with a confusing "unknown issuer".
+            if certs.is_empty() {
+                return Err(Error::InvalidValue {
+                    what: "cacert".into(),
+                    value: path.display().to_string(),
+                    expected: "a PEM CA bundle (no certificate found in the file)".into(),
+                });
+            }
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }
@@ -276,10 +285,18 @@ impl Session {
         build: impl FnOnce(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response, Error> {
         let token = self.token().await?;
+        // Marked sensitive: HTTP libraries show it as `Sensitive` in Debug output and logs.
+        let mut auth = reqwest::header::HeaderValue::from_str(token.value.expose_secret())
+            .map_err(|_| Error::Protocol {
+                method: method.to_string(),
+                url: url.to_string(),
+                message: "Keystone issued a token that is not a valid header value".into(),
+            })?;
+        auth.set_sensitive(true);
         let mut request = build(
             self.http
                 .request(method.clone(), url.clone())
-                .header("X-Auth-Token", token.value.expose_secret())
+                .header("X-Auth-Token", auth)
                 .header("Accept", "application/json")
                 .timeout(REQUEST_TIMEOUT),
         );

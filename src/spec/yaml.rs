@@ -7,7 +7,12 @@
 //! boolean, `1.10` keeps its text instead of becoming the float `1.1`).
 
 use saphyr::{MarkedYaml, ScalarStyle, YamlData, YamlLoader};
-use saphyr_parser::Parser;
+use saphyr_parser::{Event, Marker, Parser, Span, SpannedEventReceiver};
+
+/// How deeply lists and mappings may nest. Real specs nest about ten levels; a hostile file
+/// with thousands would overflow the stack in the recursive tree walks (conversion, the
+/// loader, even dropping the tree), so it is refused with a located error instead.
+pub const MAX_DEPTH: usize = 128;
 
 /// 1-based line and column of a node in the spec file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -106,22 +111,83 @@ pub struct SyntaxError {
 pub fn parse(text: &str) -> Result<Vec<Node>, SyntaxError> {
     let mut loader: YamlLoader<'_, MarkedYaml<'_>> = YamlLoader::default();
     loader.early_parse(false);
-    let mut parser = Parser::new_from_str(text);
-    let scan = parser.load(&mut loader, true);
+    let mut guard = DepthGuard {
+        inner: &mut loader,
+        depth: 0,
+        too_deep: None,
+    };
+    // Events are fed one by one: saphyr's own `Parser::load` recurses once per nesting level,
+    // which a hostile file turns into a stack overflow before any check could run.
+    let mut scan = Ok(());
+    for event in Parser::new_from_str(text) {
+        match event {
+            Ok((ev, span)) => guard.on_event(ev, span),
+            Err(e) => {
+                scan = Err(e);
+                break;
+            }
+        }
+        if guard.too_deep.is_some() {
+            break;
+        }
+    }
+    if let Some(at) = guard.too_deep {
+        return Err(too_deep(pos_of_marker(at)));
+    }
     let err = match scan {
         Err(e) => Some(e),
         Ok(()) => loader.error().cloned(),
     };
     if let Some(e) = err {
         return Err(SyntaxError {
-            pos: Pos {
-                line: e.marker().line(),
-                column: e.marker().col() + 1,
-            },
+            pos: pos_of_marker(*e.marker()),
             message: e.info().to_string(),
         });
     }
-    Ok(loader.into_documents().iter().map(convert).collect())
+    loader
+        .into_documents()
+        .iter()
+        .map(|d| convert(d, 0))
+        .collect()
+}
+
+fn too_deep(pos: Pos) -> SyntaxError {
+    SyntaxError {
+        pos,
+        message: format!("lists and mappings nest more than {MAX_DEPTH} levels deep here"),
+    }
+}
+
+/// Passes parser events to saphyr's loader until the nesting passes [`MAX_DEPTH`], then
+/// remembers where, so the loader never builds a tree too deep to walk.
+struct DepthGuard<'l, 'input> {
+    inner: &'l mut YamlLoader<'input, MarkedYaml<'input>>,
+    depth: usize,
+    too_deep: Option<Marker>,
+}
+
+impl<'input> SpannedEventReceiver<'input> for DepthGuard<'_, 'input> {
+    fn on_event(&mut self, ev: Event<'input>, span: Span) {
+        match ev {
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                self.depth += 1;
+                if self.depth > MAX_DEPTH {
+                    self.too_deep = Some(span.start);
+                    return;
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => self.depth = self.depth.saturating_sub(1),
+            _ => {}
+        }
+        self.inner.on_event(ev, span);
+    }
+}
+
+fn pos_of_marker(m: Marker) -> Pos {
+    Pos {
+        line: m.line(),
+        column: m.col() + 1,
+    }
 }
 
 fn pos_of(node: &MarkedYaml<'_>) -> Pos {
@@ -131,8 +197,13 @@ fn pos_of(node: &MarkedYaml<'_>) -> Pos {
     }
 }
 
-fn convert(node: &MarkedYaml<'_>) -> Node {
+/// The positioned tree of `node`. Aliases can still nest an anchor's tree inside another
+/// (saphyr bounds their total size, not their depth), so the depth is checked here too.
+fn convert(node: &MarkedYaml<'_>, depth: usize) -> Result<Node, SyntaxError> {
     let pos = pos_of(node);
+    if depth > MAX_DEPTH {
+        return Err(too_deep(pos));
+    }
     let kind = match &node.data {
         YamlData::Representation(text, style, tag) => {
             let tag = tag.as_ref().map(|t| (t.handle.as_str(), t.suffix.as_str()));
@@ -141,12 +212,19 @@ fn convert(node: &MarkedYaml<'_>) -> Node {
                 text: text.to_string(),
             })
         }
-        YamlData::Sequence(items) => Kind::Seq(items.iter().map(convert).collect()),
-        YamlData::Mapping(map) => {
-            Kind::Map(map.iter().map(|(k, v)| (convert(k), convert(v))).collect())
-        }
+        YamlData::Sequence(items) => Kind::Seq(
+            items
+                .iter()
+                .map(|i| convert(i, depth + 1))
+                .collect::<Result<_, _>>()?,
+        ),
+        YamlData::Mapping(map) => Kind::Map(
+            map.iter()
+                .map(|(k, v)| Ok((convert(k, depth + 1)?, convert(v, depth + 1)?)))
+                .collect::<Result<_, _>>()?,
+        ),
         // A non-core tag on a collection (`!foo [..]`): the tag means nothing to a spec.
-        YamlData::Tagged(_, inner) => return convert(inner),
+        YamlData::Tagged(_, inner) => return convert(inner, depth),
         // Only reachable with early parsing (off here), for an empty document, or for an alias
         // saphyr could not resolve (it reports those as errors first): treat as null.
         YamlData::Value(v) => Kind::Scalar(Scalar {
@@ -158,7 +236,7 @@ fn convert(node: &MarkedYaml<'_>) -> Node {
             ty: ScalarType::Null,
         }),
     };
-    Node { pos, kind }
+    Ok(Node { pos, kind })
 }
 
 /// Resolve a scalar's type the way PyYAML (YAML 1.1) does: quoted and block scalars are strings;

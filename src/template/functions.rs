@@ -84,12 +84,35 @@ fn env(args: FuncArgs) -> Result<Value, String> {
     Ok(std::env::var(str_arg(&args, 0)?).unwrap_or_default().into())
 }
 
+/// The most `file()` reads: templates embed small text files (scripts, keys, user data).
+const FILE_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// A regular file's text. Devices and pipes are refused and the size is bounded, so a template
+/// naming `/dev/zero` or `/dev/stdin` gets an error instead of hanging `forge validate`.
 fn file(args: FuncArgs) -> Result<Value, String> {
+    use std::io::Read;
     let rel = str_arg(&args, 0)?;
     let path = BASE_DIR.with(|b| b.borrow().join(rel));
-    std::fs::read_to_string(&path)
-        .map(Value::from)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let f = std::fs::File::open(&path).map_err(cannot)?;
+    if !f.metadata().map_err(cannot)?.is_file() {
+        return Err(format!(
+            "cannot read {}: not a regular file",
+            path.display()
+        ));
+    }
+    let mut text = String::new();
+    f.take(FILE_LIMIT + 1)
+        .read_to_string(&mut text)
+        .map_err(cannot)?;
+    if text.len() as u64 > FILE_LIMIT {
+        return Err(format!(
+            "{} is larger than {} MiB; file() is for small text files",
+            path.display(),
+            FILE_LIMIT >> 20
+        ));
+    }
+    Ok(Value::from(text))
 }
 
 fn lower(args: FuncArgs) -> Result<Value, String> {
