@@ -1,5 +1,6 @@
 //! Step 6, connect: open the SSH session provisioners use, retrying until `ssh_timeout`
-//! (cancellable). `ssh_host` overrides the server's address. The host key of a server this build
+//! (cancellable), a rejected key included (cloud-init may not have installed it yet).
+//! `ssh_host` overrides the server's address. The host key of a server this build
 //! just booted cannot be known beforehand, so it is trusted on first sight and pinned for the
 //! rest of the build (a temporary known_hosts file). Cleanup closes the session.
 
@@ -56,6 +57,8 @@ impl Step<BuildState> for ConnectStep {
         opts.known_hosts = dir.path().join("known_hosts");
         opts.host_key_policy = HostKeyPolicy::AcceptNew;
         opts.connect_timeout = self.timeout;
+        // cloud-init installs the key some time after sshd starts answering.
+        opts.retry_rejected_key = true;
         self.known_hosts_dir = Some(dir);
         let remote = SshRemote::connect(&opts, &cx.cancel)
             .await

@@ -113,6 +113,41 @@ fn wrong_key_is_rejected_with_a_clear_error_and_no_retry() {
 }
 
 #[test]
+fn a_rejected_key_is_retried_when_asked_until_it_is_authorized() {
+    // A freshly booted server runs sshd before cloud-init installs the key; the build's connect
+    // step asks for exactly this retry.
+    let host = host_or_skip!("a_rejected_key_is_retried_when_asked_until_it_is_authorized");
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("late");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let public = std::fs::read(key.with_extension("pub")).unwrap();
+    let before = host.read("/root/.ssh/authorized_keys").unwrap_or_default();
+    hosts::runtime().block_on(async {
+        let mut opts = host.ssh_options("root", Key::Ed25519);
+        opts.key_file = key.clone();
+        opts.connect_timeout = Duration::from_secs(30);
+        opts.retry_rejected_key = true;
+        let connecting =
+            tokio::spawn(async move { SshRemote::connect(&opts, &CancellationToken::new()).await });
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(!connecting.is_finished(), "gave up on a rejected key");
+        let mut keys = before.clone();
+        keys.extend_from_slice(&public);
+        host.write("/root/.ssh/authorized_keys", &keys, 0o600);
+        let remote = connecting
+            .await
+            .unwrap()
+            .expect("connects once the key is authorized");
+        assert!(remote.run("true").await.unwrap().success());
+    });
+}
+
+#[test]
 fn unknown_host_key_is_refused_unless_accept_new_records_it() {
     let host = host_or_skip!("unknown_host_key_is_refused_unless_accept_new_records_it");
     let dir = tempfile::tempdir().unwrap();

@@ -127,6 +127,10 @@ pub struct SshOptions {
     pub host_key_policy: HostKeyPolicy,
     /// How long to keep trying to connect (TCP connect, handshake and authentication).
     pub connect_timeout: Duration,
+    /// Treat a rejected key as "not yet" and keep trying until `connect_timeout`: a server that
+    /// just booted runs sshd before cloud-init has installed the key (Packer retries too). Off
+    /// for hosts that are already up, where a rejection is an answer.
+    pub retry_rejected_key: bool,
 }
 
 impl SshOptions {
@@ -143,6 +147,7 @@ impl SshOptions {
             known_hosts: home.join(".ssh").join("known_hosts"),
             host_key_policy: HostKeyPolicy::Strict,
             connect_timeout: Duration::from_secs(30),
+            retry_rejected_key: false,
         }
     }
 
@@ -474,13 +479,17 @@ impl SshRemote {
             .await
             .map_err(|e| Attempt::Retry(e.to_string()))?;
         if auth.success() {
-            Ok(handle)
+            return Ok(handle);
+        }
+        let rejected = SshError::AuthRejected {
+            target,
+            user: opts.target.user.clone(),
+            key: opts.key_file.display().to_string(),
+        };
+        if opts.retry_rejected_key {
+            Err(Attempt::Retry(rejected.to_string()))
         } else {
-            Err(Attempt::Fatal(SshError::AuthRejected {
-                target,
-                user: opts.target.user.clone(),
-                key: opts.key_file.display().to_string(),
-            }))
+            Err(Attempt::Fatal(rejected))
         }
     }
 

@@ -171,6 +171,7 @@ impl TestHost {
             known_hosts: self.known_hosts(),
             host_key_policy: HostKeyPolicy::Strict,
             connect_timeout: Duration::from_secs(10),
+            retry_rejected_key: false,
         }
     }
 
