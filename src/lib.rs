@@ -9,6 +9,7 @@
 //! - [`spec`]: the Sahara image-spec validator language: loader and engine.
 //! - [`journal`]: the fsynced record of every resource a run creates and deletes.
 //! - [`manifest`]: the Packer-compatible build manifest.
+//! - [`retention`]: which of a build's images to keep, hide or delete; channel promotion.
 //! - [`cli`]: the thin command layer behind `src/main.rs`.
 
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod manifest;
 pub mod openstack;
 pub mod pipeline;
 pub mod remote;
+pub mod retention;
 pub mod spec;
 #[path = "../steps/mod.rs"]
 pub mod steps;
