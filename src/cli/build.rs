@@ -3,7 +3,8 @@
 //! write the manifest.
 //!
 //! Exit codes: 0 built, 1 the template is invalid or a build failed (its resources cleaned up),
-//! 2 usage error, 130 interrupted (SIGINT/SIGTERM; resources cleaned up).
+//! 2 usage error, 3 built but the build's `retention {}` failed (the new image is kept),
+//! 130 interrupted (SIGINT/SIGTERM; resources cleaned up).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -82,7 +83,7 @@ pub fn run(args: Args, progress: Progress) -> ExitCode {
                 match template.source(source_ref) {
                     Some(Source::OpenStack(src)) => {
                         let c = build_one(&args, &template, build, src, &progress, &cancel).await;
-                        code = code.max(c);
+                        code = worst(code, c);
                         if cancel.is_cancelled() {
                             return ExitCode::from(code);
                         }
@@ -162,10 +163,26 @@ async fn build_one(
     if let Some(image) = &state.image {
         println!("{}", image.id);
     }
-    if report.is_clean_success() {
-        0
-    } else {
-        1
+    let mut code = if report.is_clean_success() { 0 } else { 1 };
+    if let Some(policy) = &build.retention {
+        let ok = super::images::after_build(&args.template, &label, &src.auth, policy, progress);
+        if !ok.await && code == 0 {
+            code = RETENTION_FAILED;
+        }
+    }
+    code
+}
+
+/// Exit code: the image was built, but applying the build's `retention {}` failed.
+pub const RETENTION_FAILED: u8 = 3;
+
+/// The exit code of several builds: the worst one, where a failed build (1) outranks a
+/// retention failure (3) although its number is lower.
+fn worst(a: u8, b: u8) -> u8 {
+    match (a, b) {
+        (RETENTION_FAILED, 0) | (0, RETENTION_FAILED) => RETENTION_FAILED,
+        (RETENTION_FAILED, x) | (x, RETENTION_FAILED) => x,
+        _ => a.max(b),
     }
 }
 
@@ -235,7 +252,7 @@ fn load_provisioners(build: &Build, roots: &[PathBuf]) -> anyhow::Result<Vec<Pro
 
 /// Log in with the template's auth settings on top of `clouds.yaml` and `OS_*` (the template
 /// wins, as Packer's explicit settings do).
-async fn connect(auth: &Auth) -> anyhow::Result<Clients> {
+pub(crate) async fn connect(auth: &Auth) -> anyhow::Result<Clients> {
     let mut vars: Vec<(String, String)> = std::env::vars().collect();
     let mut set = |k: &str, v: Option<&str>| {
         if let Some(v) = v {

@@ -2,9 +2,11 @@
 //!
 //! Exit codes, for every command: 0 success, 1 the thing checked is not right (invalid template,
 //! failed validation, failed build), 2 usage or input error.
+//! `forge build` also: 3 the image was built but its `retention {}` failed (the image is kept).
 
 pub mod build;
 pub mod check;
+pub mod images;
 pub mod logging;
 pub mod pack;
 pub mod spec;
@@ -43,6 +45,9 @@ pub enum Command {
     Spec(spec::Command),
     /// Run an image spec against a disk image offline through libguestfs.
     Pack(pack::Args),
+    /// A build's published images: list, prune (retention), promote (channel tags).
+    #[command(subcommand)]
+    Images(images::Command),
 }
 
 /// The process arguments with Packer's single-dash `-var`/`-var-file` spelled `--var`/`--var-file`
@@ -79,5 +84,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Reconcile(args) => check::run(args, false),
         Command::Spec(cmd) => spec::run(cmd),
         Command::Pack(args) => pack::run(args),
+        Command::Images(cmd) => images::run(cmd),
     }
 }
