@@ -367,3 +367,19 @@ fn manifest_entry(label: &str, run_id: &str, state: &BuildState, report: &Report
         skipped: false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{worst, RETENTION_FAILED};
+
+    #[test]
+    fn a_failed_build_outranks_a_failed_retention() {
+        assert_eq!(worst(0, RETENTION_FAILED), RETENTION_FAILED);
+        assert_eq!(worst(RETENTION_FAILED, 0), RETENTION_FAILED);
+        assert_eq!(worst(RETENTION_FAILED, 1), 1);
+        assert_eq!(worst(1, RETENTION_FAILED), 1);
+        assert_eq!(worst(RETENTION_FAILED, 130), 130);
+        assert_eq!(worst(0, 1), 1);
+        assert_eq!(worst(1, 130), 130);
+    }
+}

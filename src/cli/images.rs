@@ -60,7 +60,13 @@ pub struct PruneArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub keep: Option<u32>,
     /// Hide (os_hidden) the older images; `--hide-older=false` turns the template's setting off.
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
     pub hide_older: Option<bool>,
     /// Delete older images at least this old that no server uses (e.g. 30d, 12h, 90s).
     #[arg(long, value_name = "AGE", value_parser = parse_age)]
