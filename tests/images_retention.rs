@@ -590,3 +590,47 @@ fn a_non_admin_checks_its_own_project_and_never_vouches_for_shared_images() {
         .await;
     });
 }
+
+/// Mistakes in what to prune are usage errors (exit 2), found before any cloud is asked: a
+/// build with no retention settings and no --keep, an unknown --build, a bad --keep or age.
+#[test]
+fn prune_usage_errors_exit_2_before_touching_the_cloud() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = release_template(dir.path(), "usage", "");
+    let t = template.to_str().unwrap();
+    // An unreachable cloud: a usage error must be reported before any login is tried.
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_forge"))
+            .arg("images")
+            .args(args)
+            .env("OS_CLIENT_CONFIG_FILE", dir.path().join("no-clouds.yaml"))
+            .env_remove("OS_CLOUD")
+            .output()
+            .expect("run forge images");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = run(&["prune", t]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("has no `retention {}` block; pass --keep N"),
+        "{stderr}"
+    );
+    let (code, stderr) = run(&["prune", t, "--keep", "2", "--build", "nope"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("no build 'nope'") && stderr.contains("rel.openstack.s"),
+        "{stderr}"
+    );
+    let (code, stderr) = run(&["prune", t, "--keep", "0"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--keep"), "{stderr}");
+    let (code, stderr) = run(&["prune", t, "--keep", "1", "--delete-unused-after", "$(id)"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("invalid duration"), "{stderr}");
+    let (code, stderr) = run(&["prune", t, "--keep", "1", "--hide-older=maybe"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--hide-older"), "{stderr}");
+}

@@ -165,7 +165,7 @@ async fn build_one(
     }
     let mut code = if report.is_clean_success() { 0 } else { 1 };
     if let Some(policy) = &build.retention {
-        let ok = super::images::after_build(&args.template, &label, &src.auth, policy, progress);
+        let ok = super::images::after_build(template, &label, &src.auth, policy, progress);
         if !ok.await && code == 0 {
             code = RETENTION_FAILED;
         }

@@ -362,7 +362,7 @@ pub(crate) async fn prune_build(
 /// Retention after a successful `forge build` of `label`: the template's block, applied.
 /// Prints what it did on the progress stream; `false` (after printing why) when it failed.
 pub(crate) async fn after_build(
-    template: &Path,
+    template: &Template,
     label: &str,
     auth: &Auth,
     policy: &Retention,
@@ -374,7 +374,7 @@ pub(crate) async fn after_build(
         auth,
     };
     let result = async {
-        let (clients, id) = open(template, &s).await?;
+        let (clients, id) = open(&template.path, &s).await?;
         prune_build(&clients, &id, policy, true, &mut |l| progress.println(l)).await
     }
     .await;
@@ -387,7 +387,8 @@ pub(crate) async fn after_build(
             false
         }
         Err(e) => {
-            eprintln!("forge build: {label}: retention failed (the new image is kept): {e:#}");
+            let e = template.redact(&format!("{e:#}"));
+            eprintln!("forge build: {label}: retention failed (the new image is kept): {e}");
             false
         }
     }
