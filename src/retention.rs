@@ -241,7 +241,7 @@ pub fn plan(
                     Action::Skip,
                     format!("status '{}': not counted, not touched", image.status),
                 ),
-                Class::Newest(n) => (Action::Keep, format!("newest {n} of {keep}")),
+                Class::Newest(n) => (Action::Keep, format!("newest, {n} of {keep} kept")),
                 Class::Channel => (
                     Action::Keep,
                     format!("holds {}", channels(image).join(", ")),
