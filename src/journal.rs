@@ -5,6 +5,12 @@
 //! each record is appended and fsynced before the call it announces, so a SIGKILL at any instant
 //! leaves a journal that names everything that may exist (`forge cleanup` reads it). The same
 //! records feed the manifest's resource list.
+//!
+//! A *cloud* record says where the resources are (cloud name, auth URL, project, region; never
+//! a secret), so cleanup logs in to the right cloud. While a build runs it holds an exclusive
+//! `flock` on its journal: a journal whose lock can be taken belongs to no live process (the
+//! kernel drops the lock when the process dies, SIGKILL and reboot included). Journals written
+//! before the cloud and cleaned records existed read as before.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -39,6 +45,39 @@ pub enum Record {
     },
     /// The run ended; `ok` tells whether the build succeeded.
     Finished { run_id: String, ok: bool },
+    /// Where the run's resources live. Written once, after login, before any create.
+    Cloud { run_id: String, cloud: CloudInfo },
+    /// `forge cleanup` deleted everything the run left: a later cleanup has nothing to do.
+    Cleaned { run_id: String },
+}
+
+impl Record {
+    /// The run this record belongs to.
+    pub fn run_id(&self) -> &str {
+        match self {
+            Record::Intent { run_id, .. }
+            | Record::Created { run_id, .. }
+            | Record::Deleted { run_id, .. }
+            | Record::Finished { run_id, .. }
+            | Record::Cloud { run_id, .. }
+            | Record::Cleaned { run_id } => run_id,
+        }
+    }
+}
+
+/// Which cloud a run used: enough to log in to the same one again and to notice a different
+/// one. Holds no secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloudInfo {
+    /// The `clouds.yaml` entry, or `envvars` when `OS_*` variables configured the login.
+    pub name: String,
+    /// Keystone URL (normalised, ends in `/v3`).
+    pub auth_url: String,
+    /// The project the token was scoped to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 /// A resource as the journal last saw it.
@@ -59,6 +98,11 @@ pub enum JournalError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "journal {path} is locked by a running forge process (a build still running, or a \
+         cleanup in progress)"
+    )]
+    Locked { path: String },
     #[error("journal {path}:{line}: not a journal record: {message}")]
     Parse {
         path: String,
@@ -84,7 +128,9 @@ impl Journal {
         }
     }
 
-    /// A journal that also appends to `path` (created, with its directory, if absent).
+    /// A journal that also appends to `path` (created, with its directory, if absent). Holds an
+    /// exclusive lock on the file until dropped, which marks the run as live; fails with
+    /// [`JournalError::Locked`] when another process holds it.
     pub fn create(path: &Path, run_id: &str) -> Result<Journal, JournalError> {
         let io = |source| JournalError::Io {
             path: path.display().to_string(),
@@ -98,6 +144,7 @@ impl Journal {
             .append(true)
             .open(path)
             .map_err(io)?;
+        lock(path, &file)?;
         Ok(Journal {
             run_id: run_id.to_string(),
             records: Vec::new(),
@@ -105,15 +152,43 @@ impl Journal {
         })
     }
 
+    /// Continue an existing journal (for `forge cleanup`): lock it as [`Journal::create`] does,
+    /// then load the records of `run_id` it already holds. The file must exist.
+    pub fn reopen(path: &Path, run_id: &str) -> Result<Journal, JournalError> {
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|source| JournalError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+        lock(path, &file)?;
+        // Read after locking: no build can be appending any more.
+        let records = read(path)?
+            .into_iter()
+            .filter(|r| r.run_id() == run_id)
+            .collect();
+        Ok(Journal {
+            run_id: run_id.to_string(),
+            records,
+            file: Some((path.to_path_buf(), file)),
+        })
+    }
+
     /// The default location: `$XDG_STATE_HOME/forge/runs/<run-id>.jsonl`
     /// (`~/.local/state/forge/runs/...` when `XDG_STATE_HOME` is unset).
     pub fn default_path(run_id: &str) -> PathBuf {
+        Journal::default_dir().join(format!("{run_id}.jsonl"))
+    }
+
+    /// Where journals go by default: `$XDG_STATE_HOME/forge/runs` (`forge cleanup` looks there).
+    pub fn default_dir() -> PathBuf {
         let base = std::env::var_os("XDG_STATE_HOME")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
             .unwrap_or_else(|| PathBuf::from("/var/tmp"));
-        base.join("forge/runs").join(format!("{run_id}.jsonl"))
+        base.join("forge/runs")
     }
 
     pub fn run_id(&self) -> &str {
@@ -164,6 +239,21 @@ impl Journal {
         })
     }
 
+    /// Record which cloud the run uses. Call after login, before the first create.
+    pub fn cloud(&mut self, cloud: CloudInfo) -> Result<(), JournalError> {
+        self.append(Record::Cloud {
+            run_id: self.run_id.clone(),
+            cloud,
+        })
+    }
+
+    /// Record that `forge cleanup` left nothing of the run.
+    pub fn cleaned(&mut self) -> Result<(), JournalError> {
+        self.append(Record::Cleaned {
+            run_id: self.run_id.clone(),
+        })
+    }
+
     pub fn records(&self) -> &[Record] {
         &self.records
     }
@@ -187,6 +277,41 @@ impl Journal {
         }
         self.records.push(record);
         Ok(())
+    }
+}
+
+/// Take the exclusive, non-blocking `flock` that marks a journal as in use. `flock` rather than
+/// a pid file: the kernel releases it when the process dies however it dies, so a stale lock
+/// cannot outlive a SIGKILL or a reboot. (`std::fs::File::try_lock` needs Rust 1.89; forge's
+/// minimum is 1.85, and rustix is already in the dependency tree.)
+fn lock(path: &Path, file: &File) -> Result<(), JournalError> {
+    use rustix::fs::{flock, FlockOperation};
+    match flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(JournalError::Locked {
+            path: path.display().to_string(),
+        }),
+        Err(e) => Err(JournalError::Io {
+            path: path.display().to_string(),
+            source: e.into(),
+        }),
+    }
+}
+
+/// Whether a live process holds the journal at `path` (a running build or cleanup). Probes
+/// with a shared lock, released at once.
+pub fn is_locked(path: &Path) -> Result<bool, JournalError> {
+    use rustix::fs::{flock, FlockOperation};
+    let io = |source| JournalError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = File::open(path).map_err(io)?;
+    match flock(&file, FlockOperation::NonBlockingLockShared) {
+        // Dropping the file releases the probe's lock.
+        Ok(()) => Ok(false),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(true),
+        Err(e) => Err(io(e.into())),
     }
 }
 
@@ -253,7 +378,7 @@ pub fn resources(records: &[Record]) -> Vec<Resource> {
                     }
                 }
             }
-            Record::Finished { .. } => {}
+            Record::Finished { .. } | Record::Cloud { .. } | Record::Cleaned { .. } => {}
         }
     }
     out

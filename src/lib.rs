@@ -8,10 +8,12 @@
 //! - [`remote`]: how commands reach a target: SSH or libguestfs, behind one trait.
 //! - [`spec`]: the Sahara image-spec validator language: loader and engine.
 //! - [`journal`]: the fsynced record of every resource a run creates and deletes.
+//! - [`cleanup`]: `forge cleanup`: find and delete what killed runs left in the cloud.
 //! - [`manifest`]: the Packer-compatible build manifest.
 //! - [`retention`]: which of a build's images to keep, hide or delete; channel promotion.
 //! - [`cli`]: the thin command layer behind `src/main.rs`.
 
+pub mod cleanup;
 pub mod cli;
 pub mod journal;
 pub mod manifest;

@@ -34,7 +34,7 @@ impl Step<BuildState> for FloatingIpStep {
         state.journal.intent(self.name(), "floating_ip", &label)?;
         let fip = self
             .network
-            .allocate_floating_ip(&net)
+            .allocate_floating_ip_described(&net, Some(&label))
             .await
             .context("allocating a floating IP")?;
         state

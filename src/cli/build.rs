@@ -204,8 +204,10 @@ async fn prepare(
         .journal
         .clone()
         .unwrap_or_else(|| Journal::default_path(run_id));
-    let journal = Journal::create(&journal_path, run_id)?;
+    let mut journal = Journal::create(&journal_path, run_id)?;
     tracing::debug!("journal: {}", journal_path.display());
+    // Where the resources will be, so `forge cleanup` logs in to the same cloud.
+    journal.cloud(crate::cleanup::cloud_info(clients.image.session()).await?)?;
     let state = BuildState {
         run_id: run_id.to_string(),
         journal,

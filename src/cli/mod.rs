@@ -6,6 +6,7 @@
 
 pub mod build;
 pub mod check;
+pub mod cleanup;
 pub mod images;
 pub mod logging;
 pub mod pack;
@@ -45,6 +46,8 @@ pub enum Command {
     Spec(spec::Command),
     /// Run an image spec against a disk image offline through libguestfs.
     Pack(pack::Args),
+    /// Delete what killed or failed builds left in the cloud (dry run unless --yes).
+    Cleanup(cleanup::Args),
     /// A build's published images: list, prune (retention), promote (channel tags).
     #[command(subcommand)]
     Images(images::Command),
@@ -84,6 +87,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Reconcile(args) => check::run(args, false),
         Command::Spec(cmd) => spec::run(cmd),
         Command::Pack(args) => pack::run(args),
+        Command::Cleanup(args) => cleanup::run(args, progress),
         Command::Images(cmd) => images::run(cmd),
     }
 }

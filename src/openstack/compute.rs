@@ -396,6 +396,18 @@ impl ComputeClient {
         Ok(b.keypair)
     }
 
+    /// One keypair of the authenticated user by name (404 when it does not exist; keypairs are
+    /// per user, not per project).
+    pub async fn get_keypair(&self, name: &str) -> Result<Keypair, Error> {
+        #[derive(Deserialize)]
+        struct Body {
+            keypair: Keypair,
+        }
+        let url = self.url(&["os-keypairs", name]).await?;
+        let b: Body = self.send(Method::GET, url, |r| r).await?;
+        Ok(b.keypair)
+    }
+
     /// Delete a keypair; `Ok(false)` when it was already gone. Retries transient errors.
     pub async fn delete_keypair(&self, name: &str) -> Result<bool, Error> {
         let url = self.url(&["os-keypairs", name]).await?;

@@ -84,8 +84,21 @@ impl NetworkClient {
 
     /// Allocate a floating IP from the external network `network_id`.
     pub async fn allocate_floating_ip(&self, network_id: &str) -> Result<FloatingIp, Error> {
+        self.allocate_floating_ip_described(network_id, None).await
+    }
+
+    /// Allocate a floating IP with a `description` (forge writes `forge-<run>-fip` there, so
+    /// `forge cleanup` can find it after a crash: floating IPs have no name).
+    pub async fn allocate_floating_ip_described(
+        &self,
+        network_id: &str,
+        description: Option<&str>,
+    ) -> Result<FloatingIp, Error> {
         let url = self.session.url(SERVICE, &["v2.0", "floatingips"]).await?;
-        let body = json!({"floatingip": {"floating_network_id": network_id}});
+        let mut body = json!({"floatingip": {"floating_network_id": network_id}});
+        if let Some(d) = description {
+            body["floatingip"]["description"] = json!(d);
+        }
         let b: FipBody = self
             .session
             .send_json(Method::POST, url, |r| r.json(&body))
@@ -123,6 +136,22 @@ impl NetworkClient {
             .send_json(Method::PUT, url, |r| r.json(&body))
             .await?;
         Ok(b.floatingip)
+    }
+
+    /// The project's floating IPs whose description is exactly `description`.
+    pub async fn list_floating_ips(&self, description: &str) -> Result<Vec<FloatingIp>, Error> {
+        #[derive(Deserialize)]
+        struct List {
+            floatingips: Vec<FloatingIp>,
+        }
+        let url = self.session.url(SERVICE, &["v2.0", "floatingips"]).await?;
+        let list: List = self
+            .session
+            .send_json(Method::GET, url, |r| {
+                r.query(&[("description", description)])
+            })
+            .await?;
+        Ok(list.floatingips)
     }
 
     /// Release a floating IP; `Ok(false)` when it was already gone. Retries transient errors.

@@ -269,3 +269,29 @@ pub fn public_key(private: &Path) -> String {
         .trim()
         .to_string()
 }
+
+/// Where `forge build` (run by [`forge_build_command`]) keeps the journals of a template in
+/// `dir`: `$XDG_STATE_HOME/forge/runs` with `XDG_STATE_HOME` = the template's directory.
+pub fn journal_dir(dir: &Path) -> PathBuf {
+    dir.join("forge/runs")
+}
+
+/// `forge cleanup --journal-dir JOURNAL_DIR ARGS...` against the test cloud:
+/// (exit code, stdout, stderr).
+pub fn forge_cleanup(journal_dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_forge"))
+        .arg("cleanup")
+        .arg("--journal-dir")
+        .arg(journal_dir)
+        .args(args)
+        .env("OS_CLIENT_CONFIG_FILE", cloud::clouds_yaml())
+        .env_remove("OS_CLOUD")
+        .env_remove("FORGE_LOG")
+        .output()
+        .expect("run forge cleanup");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
