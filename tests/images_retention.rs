@@ -20,12 +20,45 @@ use std::time::Duration;
 use build::{forge_build, public_key, Knobs};
 use chrono::Utc;
 use forge::openstack::compute::{ComputeClient, NewServer};
-use forge::openstack::image::{Image, ImageClient, NewImage, Visibility};
+use forge::openstack::image::{Image, ImageClient, ImageQuery, NewImage, Visibility};
 use forge::openstack::wait::WaitOptions;
 use forge::openstack::Session;
 use forge::pipeline::Progress;
 use forge::retention::{self, Action, BuildId, Retention, ServerScope, Usage, UsageChecker};
 use tokio_util::sync::CancellationToken;
+
+/// `cloud::with_compute_cleanup`, plus the images tagged `tag` that are hidden (Glance leaves
+/// those out of the listing that helper deletes from), so a test leaves nothing behind even
+/// when it fails half-way.
+async fn with_cleanup<F: std::future::Future>(
+    session: &Arc<Session>,
+    tag: &str,
+    body: F,
+) -> F::Output {
+    use futures::FutureExt;
+    let result = cloud::with_compute_cleanup(
+        session,
+        tag,
+        std::panic::AssertUnwindSafe(body).catch_unwind(),
+    )
+    .await;
+    let images = ImageClient::new(session.clone());
+    let query = ImageQuery {
+        tags: vec![tag.to_string()],
+        ..Default::default()
+    };
+    for image in images
+        .list_with_hidden(&query, Some(100))
+        .await
+        .unwrap_or_default()
+    {
+        let _ = images.delete(&image.id).await;
+    }
+    match result {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
 
 /// `forge images ARGS...` against the test cloud: (exit code, stdout, stderr).
 fn forge_images(args: &[&str]) -> (i32, String, String) {
@@ -118,7 +151,7 @@ fn keep_two_over_five_builds_hides_then_prune_deletes_by_real_age() {
             .create_keypair(&keypair, &public_key(&hosts::Key::Ed25519.path()))
             .await
             .expect("register the test key");
-        cloud::with_compute_cleanup(&session, &tag, async {
+        with_cleanup(&session, &tag, async {
             let data = cloud::data_file(1 << 20, 5);
             let mut new = NewImage::named(&format!("{tag}-base"));
             new.tags = vec![tag.clone()];
@@ -307,7 +340,7 @@ fn promote_moves_the_channel_tag_and_protects_the_image() {
         let session = cloud::session(cloud::ADMIN).await;
         let images = ImageClient::new(session.clone());
         let tag = cloud::unique("promote");
-        cloud::with_compute_cleanup(&session, &tag, async {
+        with_cleanup(&session, &tag, async {
             let dir = tempfile::tempdir().unwrap();
             let file = format!("{tag}.pkr.hcl");
             let template = release_template(dir.path(), &tag, "");
@@ -461,7 +494,7 @@ fn prune_refuses_an_image_in_use_by_a_server() {
         let images = ImageClient::new(session.clone());
         let compute = ComputeClient::new(session.clone());
         let tag = cloud::unique("inuse");
-        cloud::with_compute_cleanup(&session, &tag, async {
+        with_cleanup(&session, &tag, async {
             let dir = tempfile::tempdir().unwrap();
             let file = format!("{tag}.pkr.hcl");
             let template = release_template(
@@ -572,7 +605,7 @@ fn a_non_admin_checks_its_own_project_and_never_vouches_for_shared_images() {
         let session = cloud::session(cloud::DEMO).await;
         let images = ImageClient::new(session.clone());
         let tag = cloud::unique("nonadmin");
-        cloud::with_compute_cleanup(&session, &tag, async {
+        with_cleanup(&session, &tag, async {
             let private = build_image(&images, &tag, "x.pkr.hcl", "b", "p", true).await;
             let mut new = NewImage::named(&format!("{tag}-shared"));
             new.tags = vec![tag.clone()];
