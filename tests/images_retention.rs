@@ -132,7 +132,8 @@ fn limit_between(older: &Image, younger: &Image) -> String {
 /// Five real builds of a template with `retention { keep = 2, hide_older = true }`: after each,
 /// the newest two are visible and the rest hidden. Then `forge images prune` with a delete limit
 /// between the real `created_at` of the 2nd and 3rd builds: the dry run changes nothing, `--yes`
-/// deletes exactly the two oldest.
+/// deletes exactly the two oldest. Last, a sixth build whose retention fails (a protected image)
+/// exits 3 and keeps its new image.
 #[test]
 fn keep_two_over_five_builds_hides_then_prune_deletes_by_real_age() {
     if !cloud::available(true) {
@@ -252,9 +253,59 @@ fn keep_two_over_five_builds_hides_then_prune_deletes_by_real_age() {
                     (built[2].clone(), true)
                 ]
             );
+
+            // A retention that fails after a good build: Glance refuses to delete a protected
+            // image. The build exits 3 and its new image stays.
+            std::fs::write(
+                &template,
+                std::fs::read_to_string(&template)
+                    .unwrap()
+                    .replace("\"30d\"", "\"0s\""),
+            )
+            .unwrap();
+            set_protected(&session, &built[2], true).await;
+            let (code, stdout, stderr) = forge_build(&template, &[]);
+            set_protected(&session, &built[2], false).await;
+            assert_eq!(code, 3, "expected exit 3 (retention failed):\n{stderr}");
+            let new_image = stdout.trim();
+            assert!(
+                stderr.contains("retention: 1 action(s) failed (the new image is kept)"),
+                "{stderr}"
+            );
+            assert!(
+                stderr.contains(&format!("FAILED to delete {}", built[2])),
+                "{stderr}"
+            );
+            assert_eq!(
+                images.get(new_image).await.expect("new image").status,
+                "active"
+            );
+            assert!(
+                gone(&images, &built[3]).await,
+                "the unprotected old image survived"
+            );
         })
         .await;
     });
+}
+
+/// Set Glance's `protected` flag (a protected image cannot be deleted).
+async fn set_protected(session: &Arc<Session>, id: &str, protected: bool) {
+    let url = session
+        .url("image", &["v2", "images", id])
+        .await
+        .expect("image url");
+    let body = serde_json::json!([{"op": "replace", "path": "/protected", "value": protected}]);
+    session
+        .send(reqwest::Method::PATCH, url, |r| {
+            r.header(
+                "Content-Type",
+                "application/openstack-images-v2.1-json-patch",
+            )
+            .body(body.to_string())
+        })
+        .await
+        .expect("set protected");
 }
 
 /// A minimal template whose one build is `rel.openstack.s`, on the admin cloud; its file name
