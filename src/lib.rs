@@ -10,12 +10,15 @@
 //! - [`journal`]: the fsynced record of every resource a run creates and deletes.
 //! - [`cleanup`]: `forge cleanup`: find and delete what killed runs left in the cloud.
 //! - [`manifest`]: the Packer-compatible build manifest.
+//! - [`fingerprint`]: the input digest `--skip-unchanged` compares; [`lock`]: one run per template.
 //! - [`retention`]: which of a build's images to keep, hide or delete; channel promotion.
 //! - [`cli`]: the thin command layer behind `src/main.rs`.
 
 pub mod cleanup;
 pub mod cli;
+pub mod fingerprint;
 pub mod journal;
+pub mod lock;
 pub mod manifest;
 pub mod openstack;
 pub mod pipeline;

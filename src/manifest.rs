@@ -42,6 +42,9 @@ pub struct BuildEntry {
     pub resources: Vec<ResourceEntry>,
     #[serde(default)]
     pub skipped: bool,
+    /// The image's `forge_fingerprint` (see `crate::fingerprint`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -144,7 +144,8 @@ pub fn forge_properties(template: &Path, build_label: &str) -> BTreeMap<String, 
     ])
 }
 
-fn source_image_input(s: &SourceImage) -> source_image::SourceImageInput {
+/// The template's source image selector as the source-image step takes it.
+pub fn source_image_input(s: &SourceImage) -> source_image::SourceImageInput {
     use source_image::{SourceImageFilter, SourceImageInput};
     match s {
         SourceImage::Id(id) => SourceImageInput {

@@ -2,12 +2,17 @@
 //! `forge_source_image` and the build's identity such as `forge_template`/`forge_build`), tags, visibility and min_disk in one JSON-patch request, then share it
 //! with the members. Nothing to clean up of its own: on a later failure the snapshot step
 //! deletes the image.
+//!
+//! `forge_fingerprint` (what `--skip-unchanged` looks for) is written last: in the same request
+//! when there are no members, else in one more request after the sharing succeeded. So an
+//! image left by a run that failed anywhere (even with `--on-error=abort`) never carries it.
 
 use std::collections::BTreeMap;
 
 use anyhow::{anyhow, Context};
 use async_trait::async_trait;
 
+use crate::fingerprint;
 use crate::openstack::image::{ImageClient, ImageUpdate, Visibility};
 use crate::pipeline::{Step, StepContext};
 use crate::steps::BuildState;
@@ -38,10 +43,20 @@ impl Step<BuildState> for PublishStep {
             .ok_or_else(|| anyhow!("no image to publish"))?;
         let current = self.images.get(&id).await?;
         let mut properties = self.properties.clone();
+        // Only this step may say an image is up to date, never the template.
+        properties.remove("forge_fingerprint");
         properties.extend(self.forge_properties.clone());
         properties.insert("forge_run_id".into(), state.run_id.clone());
         if let Some(src) = &state.source_image {
             properties.insert("forge_source_image".into(), src.id.clone());
+        }
+        let fingerprint = match (&state.inputs_digest, &state.source_image) {
+            (Some(digest), Some(src)) => Some(fingerprint::fingerprint(digest, src)),
+            _ => None,
+        };
+        let last = BTreeMap::from_iter(fingerprint.map(|f| ("forge_fingerprint".to_string(), f)));
+        if self.members.is_empty() {
+            properties.extend(last.clone());
         }
         let update = ImageUpdate {
             set_properties: properties,
@@ -50,7 +65,7 @@ impl Step<BuildState> for PublishStep {
             min_disk: self.min_disk,
             ..ImageUpdate::default()
         };
-        let image = self
+        let mut image = self
             .images
             .update(&current, &update)
             .await
@@ -60,6 +75,17 @@ impl Step<BuildState> for PublishStep {
                 .add_member(&id, member)
                 .await
                 .with_context(|| format!("sharing image {id} with project {member}"))?;
+        }
+        if !self.members.is_empty() && !last.is_empty() {
+            let update = ImageUpdate {
+                set_properties: last,
+                ..ImageUpdate::default()
+            };
+            image = self
+                .images
+                .update(&image, &update)
+                .await
+                .with_context(|| format!("publishing image {id}: forge_fingerprint"))?;
         }
         cx.progress.println(&format!(
             "    published {} [{}] visibility {}",

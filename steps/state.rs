@@ -40,6 +40,9 @@ pub struct BuildState {
     pub snapshot_id: Option<String>,
     /// Step `publish`: the final image.
     pub image: Option<Image>,
+    /// Digest of the build's static inputs ([`crate::fingerprint::Inputs::digest`]); publish
+    /// combines it with the source image into `forge_fingerprint`.
+    pub inputs_digest: Option<String>,
 }
 
 /// The keypair the server is booted with.

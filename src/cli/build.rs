@@ -4,7 +4,9 @@
 //!
 //! Exit codes: 0 built, 1 the template is invalid or a build failed (its resources cleaned up),
 //! 2 usage error, 3 built but the build's `retention {}` failed (the new image is kept),
-//! 130 interrupted (SIGINT/SIGTERM; resources cleaned up).
+//! 75 another run of the same template holds its lock ([`crate::lock`]; nothing
+//! was done), 130 interrupted (SIGINT/SIGTERM; resources cleaned up). With `--skip-unchanged`,
+//! when every build was up to date: `--skipped-exit-code` (default 0).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,10 +18,12 @@ use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::validate::VarArgs;
+use crate::fingerprint::{self, Inputs};
 use crate::journal::Journal;
+use crate::lock::{self, LockError};
 use crate::manifest::{self, BuildEntry, ResourceEntry, SourceImageEntry, StepEntry};
 use crate::openstack::compute::ComputeClient;
-use crate::openstack::image::ImageClient;
+use crate::openstack::image::{Image, ImageClient, ImageQuery, ImageStatus};
 use crate::openstack::network::NetworkClient;
 use crate::openstack::{CloudConfig, ConfigEnv, Session};
 use crate::pipeline::{signals, OnError, Outcome, Progress, Report, Runner, Step};
@@ -50,6 +54,32 @@ pub struct Args {
     /// `$XDG_STATE_HOME/forge/runs/<run-id>.jsonl`).
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    /// Before creating anything, look in Glance for an active image of this project built from
+    /// the same inputs (property `forge_fingerprint`); if there is one, build nothing, print it
+    /// and record it in the manifest with `"skipped": true`.
+    #[arg(long)]
+    pub skip_unchanged: bool,
+    /// Exit code when `--skip-unchanged` skipped every build (default 0), for schedulers that
+    /// want to tell a skipped night from a built one.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        requires = "skip_unchanged"
+    )]
+    pub skipped_exit_code: u8,
+}
+
+/// Exit code when another run of the same template holds the lock (sysexits' EX_TEMPFAIL:
+/// try again later).
+pub const EXIT_LOCKED: u8 = 75;
+
+/// How one build ended.
+enum Ended {
+    /// Ran: 0 built, 1 failed, 130 interrupted.
+    Ran(u8),
+    /// `--skip-unchanged` found an up-to-date image.
+    Skipped,
 }
 
 pub fn run(args: Args, progress: Progress) -> ExitCode {
@@ -59,6 +89,15 @@ pub fn run(args: Args, progress: Progress) -> ExitCode {
             eprintln!("{diags}");
             // As `forge validate`: 1 for an invalid template, 2 for an unreadable one.
             return ExitCode::from(diags.exit_code());
+        }
+    };
+    // Held until the process exits: the kernel releases it however the run ends.
+    let _lock = match lock::acquire(&args.template) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("forge build: {e}");
+            let busy = matches!(e, LockError::Busy { .. });
+            return ExitCode::from(if busy { EXIT_LOCKED } else { 1 });
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -77,13 +116,15 @@ pub fn run(args: Args, progress: Progress) -> ExitCode {
             eprintln!("forge build: cannot install signal handlers: {e}");
             return ExitCode::from(1);
         }
-        let mut code = 0u8;
+        let (mut code, mut ran, mut skipped) = (0u8, 0, 0);
         for build in &template.builds {
             for source_ref in &build.sources {
                 match template.source(source_ref) {
                     Some(Source::OpenStack(src)) => {
-                        let c = build_one(&args, &template, build, src, &progress, &cancel).await;
-                        code = worst(code, c);
+                        match build_one(&args, &template, build, src, &progress, &cancel).await {
+                            Ended::Ran(c) => (code, ran) = (worst(code, c), ran + 1),
+                            Ended::Skipped => skipped += 1,
+                        }
                         if cancel.is_cancelled() {
                             return ExitCode::from(code);
                         }
@@ -100,11 +141,14 @@ pub fn run(args: Args, progress: Progress) -> ExitCode {
                 }
             }
         }
+        if code == 0 && ran == 0 && skipped > 0 {
+            code = args.skipped_exit_code;
+        }
         ExitCode::from(code)
     })
 }
 
-/// One build of one source; returns the exit code.
+/// One build of one source.
 async fn build_one(
     args: &Args,
     template: &Template,
@@ -112,24 +156,56 @@ async fn build_one(
     src: &OpenStackSource,
     progress: &Progress,
     cancel: &CancellationToken,
-) -> u8 {
-    let label = match &build.name {
+) -> Ended {
+    let label = build_label(build, src);
+    match build_or_skip(args, template, build, src, &label, progress, cancel).await {
+        Ok(ended) => ended,
+        Err(code) => Ended::Ran(code),
+    }
+}
+
+fn build_label(build: &Build, src: &OpenStackSource) -> String {
+    match &build.name {
         Some(n) => format!("{n}.openstack.{}", src.name),
         None => format!("openstack.{}", src.name),
-    };
+    }
+}
+
+/// [`build_one`], with every failure as its exit code.
+async fn build_or_skip(
+    args: &Args,
+    template: &Template,
+    build: &Build,
+    src: &OpenStackSource,
+    label: &str,
+    progress: &Progress,
+    cancel: &CancellationToken,
+) -> Result<Ended, u8> {
     let run_id = uuid::Uuid::new_v4().to_string();
     progress.println(&format!("==> build {label} (run {run_id})"));
-
-    let (mut steps, mut state) = match prepare(args, build, src, &label, &run_id).await {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!(
-                "forge build: {label}: {}",
-                template.redact(&format!("{e:#}"))
-            );
-            return 1;
-        }
+    let fail = |e: anyhow::Error| {
+        let e = template.redact(&format!("{e:#}"));
+        eprintln!("forge build: {label}: {e}");
+        1
     };
+
+    let (mut steps, mut state, clients) = prepare(args, template, build, src, label, &run_id)
+        .await
+        .map_err(fail)?;
+    if args.skip_unchanged {
+        let digest = state.inputs_digest.clone().unwrap_or_default();
+        let (source, fp, existing) = up_to_date(&clients, src, &digest).await.map_err(fail)?;
+        if let Some(image) = existing {
+            skipped(build, label, &run_id, &source, &image, &fp, progress).map_err(fail)?;
+            if let Err(e) = state.journal.finished(true) {
+                tracing::warn!("{e}");
+            }
+            return Ok(Ended::Skipped);
+        }
+        progress.println(&format!(
+            "    fingerprint {fp}: no active image built from these inputs; building"
+        ));
+    }
     let runner = Runner {
         on_error: args.on_error,
         timeout: Some(src.timeouts.build),
@@ -140,22 +216,22 @@ async fn build_one(
     if let Err(e) = state.journal.finished(report.outcome.is_success()) {
         tracing::warn!("{e}");
     }
-    summarize(&label, &report, template);
+    summarize(label, &report, template);
 
     if !report.outcome.is_success() {
-        return match report.outcome {
+        return Err(match report.outcome {
             Outcome::Cancelled { .. } => 130,
             _ => 1,
-        };
+        });
     }
-    let entry = manifest_entry(&label, &run_id, &state, &report);
+    let entry = manifest_entry(label, &run_id, &state, &report);
     for pp in &build.post_processors {
         match pp {
             PostProcessor::Manifest { output } => match manifest::append(output, entry.clone()) {
                 Ok(()) => progress.println(&format!("==> manifest: {}", output.display())),
                 Err(e) => {
                     eprintln!("forge build: manifest: {e}");
-                    return 1;
+                    return Err(1);
                 }
             },
         }
@@ -165,12 +241,12 @@ async fn build_one(
     }
     let mut code = if report.is_clean_success() { 0 } else { 1 };
     if let Some(policy) = &build.retention {
-        let ok = super::images::after_build(template, &label, &src.auth, policy, progress);
+        let ok = super::images::after_build(template, label, &clients, policy, progress);
         if !ok.await && code == 0 {
             code = RETENTION_FAILED;
         }
     }
-    code
+    Ok(Ended::Ran(code))
 }
 
 /// Exit code: the image was built, but applying the build's `retention {}` failed.
@@ -186,16 +262,87 @@ fn worst(a: u8, b: u8) -> u8 {
     }
 }
 
+/// `--skip-unchanged`: resolve the source image (as step 1 does), compute the fingerprint and
+/// ask Glance for the newest active image of this project that carries it. Only publish, the
+/// last step, writes `forge_fingerprint`, so a failed run's image never matches.
+async fn up_to_date(
+    clients: &Clients,
+    src: &OpenStackSource,
+    inputs_digest: &str,
+) -> anyhow::Result<(Image, String, Option<Image>)> {
+    let selector = steps::source_image_input(&src.source_image).validate()?;
+    let source = steps::source_image::resolve(&clients.image, &selector)
+        .await?
+        .image;
+    let fp = fingerprint::fingerprint(inputs_digest, &source);
+    let query = ImageQuery {
+        owner: clients.image.session().project_id().await?,
+        status: Some(ImageStatus::Active),
+        properties: BTreeMap::from([("forge_fingerprint".to_string(), fp.clone())]),
+        sort: Some("created_at:desc,id:asc".into()),
+        ..ImageQuery::default()
+    };
+    let page = clients
+        .image
+        .list_page(&query, Some(1), None)
+        .await
+        .context("looking for an image with the same forge_fingerprint")?;
+    Ok((source, fp, page.images.into_iter().next()))
+}
+
+/// Report a skipped build: the existing image on stdout (as a built one would be) and in the
+/// manifest with `"skipped": true`.
+fn skipped(
+    build: &Build,
+    label: &str,
+    run_id: &str,
+    source: &Image,
+    image: &Image,
+    fp: &str,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    eprintln!(
+        "==> {label}: up to date, nothing built (--skip-unchanged): image {} has \
+         forge_fingerprint {fp} (built by run {})",
+        image.describe(),
+        image.property("forge_run_id").unwrap_or("?")
+    );
+    let entry = BuildEntry {
+        name: label.to_string(),
+        builder_type: "openstack".into(),
+        build_time: unix_now(),
+        artifact_id: image.id.clone(),
+        run_id: run_id.to_string(),
+        source_image: Some(source_entry(source)),
+        skipped: true,
+        fingerprint: Some(fp.to_string()),
+        ..BuildEntry::default()
+    };
+    for pp in &build.post_processors {
+        match pp {
+            PostProcessor::Manifest { output } => {
+                manifest::append(output, entry.clone())?;
+                progress.println(&format!("==> manifest: {}", output.display()));
+            }
+        }
+    }
+    println!("{}", image.id);
+    Ok(())
+}
+
 /// Everything before the first step: specs and scripts loaded (so a broken one fails before
 /// anything is created), the cloud logged in to, the pipeline assembled, the journal opened.
 async fn prepare(
     args: &Args,
+    template: &Template,
     build: &Build,
     src: &OpenStackSource,
     label: &str,
     run_id: &str,
-) -> anyhow::Result<(Vec<Box<dyn Step<BuildState>>>, BuildState)> {
+) -> anyhow::Result<(Vec<Box<dyn Step<BuildState>>>, BuildState, Clients)> {
     let provisioners = load_provisioners(build, &args.resource_roots)?;
+    let inputs = inputs(template, label, src, &provisioners)?;
+    tracing::debug!("fingerprint inputs: {}", inputs.canonical());
     let clients = connect(&src.auth).await?;
     let forge_properties = steps::forge_properties(&args.template, label);
     let steps =
@@ -211,9 +358,34 @@ async fn prepare(
     let state = BuildState {
         run_id: run_id.to_string(),
         journal,
+        inputs_digest: Some(inputs.digest()),
         ..BuildState::default()
     };
-    Ok((steps, state))
+    Ok((steps, state, clients))
+}
+
+/// The build's static fingerprint inputs, from the loaded provisioners (so every spec and
+/// script is hashed as it will run).
+fn inputs(
+    template: &Template,
+    label: &str,
+    src: &OpenStackSource,
+    provisioners: &[Provisioner],
+) -> anyhow::Result<Inputs> {
+    let mut inputs = Inputs::new(template, label, src)?;
+    for p in provisioners {
+        match p {
+            Provisioner::Validators {
+                spec,
+                arguments,
+                sensitive,
+                test_only,
+            } => inputs.validators(spec, arguments, sensitive, *test_only)?,
+            Provisioner::Inline(cmds) => inputs.shell_inline(template, cmds),
+            Provisioner::Script { content, .. } => inputs.shell_script(content),
+        }
+    }
+    Ok(inputs)
 }
 
 /// Load every spec and read every script the build's provisioners name.
@@ -324,11 +496,23 @@ fn summarize(label: &str, report: &Report, template: &Template) {
     }
 }
 
-fn manifest_entry(label: &str, run_id: &str, state: &BuildState, report: &Report) -> BuildEntry {
-    let build_time = SystemTime::now()
+fn unix_now() -> i64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn source_entry(i: &Image) -> SourceImageEntry {
+    SourceImageEntry {
+        id: i.id.clone(),
+        name: i.name.clone().unwrap_or_default(),
+        checksum: i.os_hash_value.clone().or_else(|| i.checksum.clone()),
+    }
+}
+
+fn manifest_entry(label: &str, run_id: &str, state: &BuildState, report: &Report) -> BuildEntry {
+    let build_time = unix_now();
     BuildEntry {
         name: label.to_string(),
         builder_type: "openstack".into(),
@@ -340,11 +524,7 @@ fn manifest_entry(label: &str, run_id: &str, state: &BuildState, report: &Report
             .unwrap_or_default(),
         run_id: run_id.to_string(),
         custom_data: BTreeMap::new(),
-        source_image: state.source_image.as_ref().map(|i| SourceImageEntry {
-            id: i.id.clone(),
-            name: i.name.clone().unwrap_or_default(),
-            checksum: i.os_hash_value.clone().or_else(|| i.checksum.clone()),
-        }),
+        source_image: state.source_image.as_ref().map(source_entry),
         arguments: state.arguments.clone(),
         steps: report
             .steps
@@ -367,6 +547,11 @@ fn manifest_entry(label: &str, run_id: &str, state: &BuildState, report: &Report
             })
             .collect(),
         skipped: false,
+        fingerprint: state
+            .image
+            .as_ref()
+            .and_then(|i| i.property("forge_fingerprint"))
+            .map(str::to_string),
     }
 }
 

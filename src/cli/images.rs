@@ -204,19 +204,24 @@ fn select<'t>(template: &'t Template, wanted: Option<&str>) -> anyhow::Result<Ve
 /// Log in with the build's auth and name its images.
 async fn open(template: &Path, s: &Selected<'_>) -> anyhow::Result<(Clients, BuildId)> {
     let clients = super::build::connect(s.auth).await?;
+    let id = build_id(template, &s.label, &clients).await?;
+    Ok((clients, id))
+}
+
+/// The identity of build `label`'s images in the project `clients` are logged in to.
+async fn build_id(template: &Path, label: &str, clients: &Clients) -> anyhow::Result<BuildId> {
     let owner = clients
         .image
         .session()
         .project_id()
         .await?
         .ok_or(retention::Error::NoProject)?;
-    let props = crate::steps::forge_properties(template, &s.label);
-    let id = BuildId {
+    let props = crate::steps::forge_properties(template, label);
+    Ok(BuildId {
         template: props.get("forge_template").cloned().unwrap_or_default(),
-        build: s.label.clone(),
+        build: label.to_string(),
         owner,
-    };
-    Ok((clients, id))
+    })
 }
 
 async fn list(template: &Template, builds: &[Selected<'_>]) -> anyhow::Result<u8> {
@@ -359,23 +364,19 @@ pub(crate) async fn prune_build(
     Ok(failed)
 }
 
-/// Retention after a successful `forge build` of `label`: the template's block, applied.
-/// Prints what it did on the progress stream; `false` (after printing why) when it failed.
+/// Retention after a successful `forge build` of `label`: the template's block, applied with
+/// the build's own clients. Prints what it did on the progress stream; `false` (after printing
+/// why) when it failed.
 pub(crate) async fn after_build(
     template: &Template,
     label: &str,
-    auth: &Auth,
+    clients: &Clients,
     policy: &Retention,
     progress: &Progress,
 ) -> bool {
-    let s = Selected {
-        label: label.to_string(),
-        retention: Some(policy),
-        auth,
-    };
     let result = async {
-        let (clients, id) = open(&template.path, &s).await?;
-        prune_build(&clients, &id, policy, true, &mut |l| progress.println(l)).await
+        let id = build_id(&template.path, label, clients).await?;
+        prune_build(clients, &id, policy, true, &mut |l| progress.println(l)).await
     }
     .await;
     match result {
