@@ -11,6 +11,7 @@
 //! - [`cleanup`]: `forge cleanup`: find and delete what killed runs left in the cloud.
 //! - [`manifest`]: the Packer-compatible build manifest.
 //! - [`fingerprint`]: the input digest `--skip-unchanged` compares; [`lock`]: one run per template.
+//! - [`retention`]: which of a build's images to keep, hide or delete; channel promotion.
 //! - [`cli`]: the thin command layer behind `src/main.rs`.
 
 pub mod cleanup;
@@ -22,6 +23,7 @@ pub mod manifest;
 pub mod openstack;
 pub mod pipeline;
 pub mod remote;
+pub mod retention;
 pub mod spec;
 #[path = "../steps/mod.rs"]
 pub mod steps;

@@ -3,7 +3,8 @@
 //! write the manifest.
 //!
 //! Exit codes: 0 built, 1 the template is invalid or a build failed (its resources cleaned up),
-//! 2 usage error, 75 another run of the same template holds its lock ([`crate::lock`]; nothing
+//! 2 usage error, 3 built but the build's `retention {}` failed (the new image is kept),
+//! 75 another run of the same template holds its lock ([`crate::lock`]; nothing
 //! was done), 130 interrupted (SIGINT/SIGTERM; resources cleaned up). With `--skip-unchanged`,
 //! when every build was up to date: `--skipped-exit-code` (default 0).
 
@@ -121,7 +122,7 @@ pub fn run(args: Args, progress: Progress) -> ExitCode {
                 match template.source(source_ref) {
                     Some(Source::OpenStack(src)) => {
                         match build_one(&args, &template, build, src, &progress, &cancel).await {
-                            Ended::Ran(c) => (code, ran) = (code.max(c), ran + 1),
+                            Ended::Ran(c) => (code, ran) = (worst(code, c), ran + 1),
                             Ended::Skipped => skipped += 1,
                         }
                         if cancel.is_cancelled() {
@@ -238,7 +239,27 @@ async fn build_or_skip(
     if let Some(image) = &state.image {
         println!("{}", image.id);
     }
-    Ok(Ended::Ran(if report.is_clean_success() { 0 } else { 1 }))
+    let mut code = if report.is_clean_success() { 0 } else { 1 };
+    if let Some(policy) = &build.retention {
+        let ok = super::images::after_build(template, label, &clients, policy, progress);
+        if !ok.await && code == 0 {
+            code = RETENTION_FAILED;
+        }
+    }
+    Ok(Ended::Ran(code))
+}
+
+/// Exit code: the image was built, but applying the build's `retention {}` failed.
+pub const RETENTION_FAILED: u8 = 3;
+
+/// The exit code of several builds: the worst one, where a failed build (1) outranks a
+/// retention failure (3) although its number is lower.
+fn worst(a: u8, b: u8) -> u8 {
+    match (a, b) {
+        (RETENTION_FAILED, 0) | (0, RETENTION_FAILED) => RETENTION_FAILED,
+        (RETENTION_FAILED, x) | (x, RETENTION_FAILED) => x,
+        _ => a.max(b),
+    }
 }
 
 /// `--skip-unchanged`: resolve the source image (as step 1 does), compute the fingerprint and
@@ -405,7 +426,7 @@ fn load_provisioners(build: &Build, roots: &[PathBuf]) -> anyhow::Result<Vec<Pro
 
 /// Log in with the template's auth settings on top of `clouds.yaml` and `OS_*` (the template
 /// wins, as Packer's explicit settings do).
-async fn connect(auth: &Auth) -> anyhow::Result<Clients> {
+pub(crate) async fn connect(auth: &Auth) -> anyhow::Result<Clients> {
     let mut vars: Vec<(String, String)> = std::env::vars().collect();
     let mut set = |k: &str, v: Option<&str>| {
         if let Some(v) = v {
@@ -531,5 +552,21 @@ fn manifest_entry(label: &str, run_id: &str, state: &BuildState, report: &Report
             .as_ref()
             .and_then(|i| i.property("forge_fingerprint"))
             .map(str::to_string),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{worst, RETENTION_FAILED};
+
+    #[test]
+    fn a_failed_build_outranks_a_failed_retention() {
+        assert_eq!(worst(0, RETENTION_FAILED), RETENTION_FAILED);
+        assert_eq!(worst(RETENTION_FAILED, 0), RETENTION_FAILED);
+        assert_eq!(worst(RETENTION_FAILED, 1), 1);
+        assert_eq!(worst(1, RETENTION_FAILED), 1);
+        assert_eq!(worst(RETENTION_FAILED, 130), 130);
+        assert_eq!(worst(0, 1), 1);
+        assert_eq!(worst(1, 130), 130);
     }
 }

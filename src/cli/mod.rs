@@ -2,10 +2,12 @@
 //!
 //! Exit codes, for every command: 0 success, 1 the thing checked is not right (invalid template,
 //! failed validation, failed build), 2 usage or input error.
+//! `forge build` also: 3 the image was built but its `retention {}` failed (the image is kept).
 
 pub mod build;
 pub mod check;
 pub mod cleanup;
+pub mod images;
 pub mod logging;
 pub mod pack;
 pub mod spec;
@@ -46,6 +48,9 @@ pub enum Command {
     Pack(pack::Args),
     /// Delete what killed or failed builds left in the cloud (dry run unless --yes).
     Cleanup(cleanup::Args),
+    /// A build's published images: list, prune (retention), promote (channel tags).
+    #[command(subcommand)]
+    Images(images::Command),
 }
 
 /// The process arguments with Packer's single-dash `-var`/`-var-file` spelled `--var`/`--var-file`
@@ -83,5 +88,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Spec(cmd) => spec::run(cmd),
         Command::Pack(args) => pack::run(args),
         Command::Cleanup(args) => cleanup::run(args, progress),
+        Command::Images(cmd) => images::run(cmd),
     }
 }

@@ -463,6 +463,32 @@ impl ComputeClient {
         Ok(b.servers)
     }
 
+    /// Servers booted from `image_id` (Nova's `image=` filter), at most `limit`. With
+    /// `all_projects` every project's servers (`all_tenants`, admin only: Nova answers 403 to
+    /// others); without, only this project's. Soft-deleted and shelved servers are listed too;
+    /// volume-backed servers carry no image and are not.
+    pub async fn servers_using_image(
+        &self,
+        image_id: &str,
+        all_projects: bool,
+        limit: u32,
+    ) -> Result<Vec<Server>, Error> {
+        #[derive(Deserialize)]
+        struct Body {
+            servers: Vec<Server>,
+        }
+        let url = self.url(&["servers", "detail"]).await?;
+        let mut query = vec![
+            ("image", image_id.to_string()),
+            ("limit", limit.to_string()),
+        ];
+        if all_projects {
+            query.push(("all_tenants", "1".into()));
+        }
+        let b: Body = self.send(Method::GET, url, |r| r.query(&query)).await?;
+        Ok(b.servers)
+    }
+
     /// Wait until the server is `status` (with no task running). `ERROR` fails with Nova's
     /// fault message; a vanished server fails too.
     async fn wait_status(

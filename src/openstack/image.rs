@@ -73,6 +73,14 @@ impl Image {
         self.properties.get(key).and_then(Value::as_str)
     }
 
+    /// Whether the image is hidden (`os_hidden`): left out of listings unless asked for.
+    pub fn hidden(&self) -> bool {
+        self.properties
+            .get("os_hidden")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
     /// `id (name, created 2026-…)`, how steps print an image.
     pub fn describe(&self) -> String {
         format!(
@@ -434,6 +442,62 @@ impl ImageClient {
             }
         }
         Ok(all)
+    }
+
+    /// Every image matching `query`, hidden ones included. Glance lists either the visible
+    /// images (by default) or only the hidden ones (`os_hidden=true`, which Glance reads as its
+    /// own filter, not a property one), so this asks both ways. Newest first (`created_at`,
+    /// then id, both descending: `created_at` has 1 s resolution on MySQL-backed clouds).
+    pub async fn list_with_hidden(
+        &self,
+        query: &ImageQuery,
+        page_size: Option<u32>,
+    ) -> Result<Vec<Image>, Error> {
+        let mut all = self.list(query, page_size).await?;
+        let mut hidden = query.clone();
+        hidden.properties.insert("os_hidden".into(), "true".into());
+        all.extend(self.list(&hidden, page_size).await?);
+        all.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        all.dedup_by(|a, b| a.id == b.id);
+        Ok(all)
+    }
+
+    /// Hide or unhide the image (`os_hidden`, a boolean Glance will not take as a string).
+    pub async fn set_hidden(&self, id: &str, hidden: bool) -> Result<Image, Error> {
+        let url = self.session.url(SERVICE, &["v2", "images", id]).await?;
+        let body = json!([{"op": "replace", "path": "/os_hidden", "value": hidden}]).to_string();
+        self.session
+            .send_json(Method::PATCH, url, |r| {
+                r.header(
+                    "Content-Type",
+                    "application/openstack-images-v2.1-json-patch",
+                )
+                .body(body)
+            })
+            .await
+    }
+
+    /// Add one tag (idempotent; other tags are untouched, so concurrent tag changes do not
+    /// overwrite each other as a whole-list replace would).
+    pub async fn add_tag(&self, id: &str, tag: &str) -> Result<(), Error> {
+        let url = self
+            .session
+            .url(SERVICE, &["v2", "images", id, "tags", tag])
+            .await?;
+        self.session.send(Method::PUT, url, |r| r).await.map(drop)
+    }
+
+    /// Remove one tag; `Ok(false)` when the image did not carry it.
+    pub async fn remove_tag(&self, id: &str, tag: &str) -> Result<bool, Error> {
+        let url = self
+            .session
+            .url(SERVICE, &["v2", "images", id, "tags", tag])
+            .await?;
+        match self.session.send(Method::DELETE, url, |r| r).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// One image by id.

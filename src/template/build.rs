@@ -1,4 +1,5 @@
-//! `build` blocks: `sources`, `provisioner "validators" | "shell"`, `post-processor "manifest"`.
+//! `build` blocks: `sources`, `provisioner "validators" | "shell"`, `post-processor "manifest"`,
+//! `retention`.
 
 use std::collections::BTreeMap;
 
@@ -9,8 +10,8 @@ use super::decode::{head_span, to_string, Reader};
 use super::diagnostics::{suggest, Diagnostic, Diagnostics};
 use super::eval::{span_of, Scope};
 use super::model::{
-    Argument, Build, PostProcessor, Provisioner, ShellProvisioner, SourceKind, SourceRef,
-    ValidatorsProvisioner,
+    Argument, Build, PostProcessor, Provisioner, Retention, ShellProvisioner, SourceKind,
+    SourceRef, ValidatorsProvisioner,
 };
 
 /// Decodes one `build` block; `declared` lists the template's sources. `None` when it has errors.
@@ -48,12 +49,26 @@ pub(crate) fn decode(
             post_processors.push(p);
         }
     }
+    let retention = match r.blocks("retention").as_slice() {
+        [] => None,
+        [one, rest @ ..] => {
+            for extra in rest {
+                let (line, _) = scope.file.locate(span_of(&one.ident).start);
+                d.push(scope.file.error(
+                    span_of(&extra.ident),
+                    format!("a build block takes one `retention` block (first on line {line})"),
+                ));
+            }
+            retention(scope, one, d)
+        }
+    };
     r.finish(d);
     (d.len() == before).then_some(Build {
         name,
         sources,
         provisioners,
         post_processors,
+        retention,
     })
 }
 
@@ -335,4 +350,58 @@ fn post_processor(scope: &Scope, block: &Block, d: &mut Diagnostics) -> Option<P
     };
     r.finish(d);
     output.map(|output| PostProcessor::Manifest { output })
+}
+
+/// Most images one build keeps; a bound so a typo (`keep = 10000000`) is caught, not obeyed.
+const MAX_KEEP: u64 = 1000;
+
+/// `retention { keep = N, hide_older = BOOL, delete_unused_after = "30d" }`.
+fn retention(scope: &Scope, block: &Block, d: &mut Diagnostics) -> Option<Retention> {
+    if !block.labels.is_empty() {
+        d.push(
+            scope
+                .file
+                .error(head_span(block), "a retention block takes no labels"),
+        );
+    }
+    let before = d.len();
+    let mut r = Reader::new(scope, block, d);
+    // At least 1: retention runs after a build, and must never remove the image just built.
+    let keep = match r.attr("keep") {
+        Some(_) => r.integer("keep", 1, MAX_KEEP, d),
+        None => {
+            r.missing("keep", d);
+            None
+        }
+    };
+    let hide_older = r.bool("hide_older", d).unwrap_or(false);
+    let delete_unused_after = match r.value("delete_unused_after", d) {
+        None => None,
+        Some((v, a)) => match v.as_str().map(super::decode::parse_age) {
+            Some(Ok(age)) => Some(age),
+            Some(Err(why)) => {
+                d.push(scope.file.error(
+                    span_of(&a.value),
+                    format!(
+                        "`delete_unused_after`: {why}; expected an age such as \"30d\", \"12h\" \
+                         or \"1d12h\" (units d, h, m, s, ms)"
+                    ),
+                ));
+                None
+            }
+            None => {
+                d.push(scope.file.error(
+                    span_of(&a.value),
+                    "`delete_unused_after` must be an age string such as \"30d\"",
+                ));
+                None
+            }
+        },
+    };
+    r.finish(d);
+    (d.len() == before).then_some(Retention {
+        keep: keep? as u32,
+        hide_older,
+        delete_unused_after,
+    })
 }

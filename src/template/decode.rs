@@ -323,6 +323,16 @@ pub(crate) fn to_string(v: &Value) -> Option<String> {
 /// numbers with units `ms`, `s`, `m`, `h`, e.g. `"1h30m"`, `"1.5h"`, `"300ms"`. Hand-written
 /// because the common crates accept a different syntax (humantime wants spaces and more units).
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    parse_duration_units(s, false)
+}
+
+/// An age such as `"30d"`, `"12h"` or `"1d12h"`: Go's duration syntax plus `d` (24 hours), for
+/// retention limits that are naturally counted in days.
+pub fn parse_age(s: &str) -> Result<Duration, String> {
+    parse_duration_units(s, true)
+}
+
+fn parse_duration_units(s: &str, days: bool) -> Result<Duration, String> {
     let mut rest = s.trim();
     if rest.is_empty() {
         return Err("empty duration".into());
@@ -347,13 +357,15 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
+            "d" if days => 86400.0,
             "" => return Err(format!("missing unit in duration \"{s}\"")),
             u => return Err(format!("unknown unit \"{u}\" in duration \"{s}\"")),
         };
         rest = &rest[unit_len..];
         total += number * seconds;
     }
-    Ok(Duration::from_secs_f64(total))
+    // `from_secs_f64` panics on values it cannot hold; a template must not crash forge.
+    Duration::try_from_secs_f64(total).map_err(|_| format!("duration \"{s}\" is too long"))
 }
 
 #[cfg(test)]
@@ -372,5 +384,18 @@ mod tests {
         assert!(parse_duration("5 minutes").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("m5").is_err());
+        assert!(parse_duration("1d").is_err());
+        assert!(parse_duration(&format!("{}h", "9".repeat(400))).is_err());
+    }
+
+    #[test]
+    fn ages_take_days() {
+        use super::parse_age;
+        assert_eq!(parse_age("30d"), Ok(Duration::from_secs(30 * 86400)));
+        assert_eq!(parse_age("1d12h"), Ok(Duration::from_secs(36 * 3600)));
+        assert_eq!(parse_age("90s"), Ok(Duration::from_secs(90)));
+        assert!(parse_age("-1d").is_err());
+        assert!(parse_age("30 days").is_err());
+        assert!(parse_age("1w").is_err());
     }
 }

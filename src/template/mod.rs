@@ -21,6 +21,7 @@ mod vars;
 
 use std::path::{Path, PathBuf};
 
+pub use decode::parse_age;
 pub use diagnostics::{Diagnostic, Diagnostics};
 pub use model::*;
 pub use vars::ENV_PREFIX;

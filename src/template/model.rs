@@ -325,6 +325,20 @@ pub struct Build {
     pub provisioners: Vec<Provisioner>,
     /// In file order.
     pub post_processors: Vec<PostProcessor>,
+    /// `retention { ... }`: applied to this build's images after each successful build.
+    pub retention: Option<Retention>,
+}
+
+/// `retention { keep = N, hide_older = BOOL, delete_unused_after = "30d" }` inside a `build`
+/// block: which of the build's images `forge images prune` (and a successful build) keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    /// The newest `keep` active images stay untouched (at least 1: the one just built).
+    pub keep: u32,
+    /// Hide (`os_hidden`) the older ones: still bootable by id, gone from default listings.
+    pub hide_older: bool,
+    /// Delete older images past this age that no server uses; `None` never deletes.
+    pub delete_unused_after: Option<Duration>,
 }
 
 /// `source.TYPE.NAME` in a build's `sources`.
