@@ -102,6 +102,7 @@ pub fn openstack_pipeline(
             port: src.ssh.port,
             timeout: t.ssh,
             known_hosts_dir: None,
+            session: None,
         }) as Box<dyn Step<BuildState>>,
         Box::new(provision::ProvisionStep {
             provisioners,

@@ -10,9 +10,9 @@ use crate::journal::Journal;
 use crate::openstack::compute::Flavor;
 use crate::openstack::image::Image;
 use crate::openstack::network::FloatingIp;
-use crate::remote::ssh::SshRemote;
+use crate::remote::Remote;
 
-/// Shared state of one OpenStack build.
+/// Shared state of one build (OpenStack or image-file).
 #[derive(Default)]
 pub struct BuildState {
     /// This run's id; every resource forge creates is named `forge-<run_id>-…`.
@@ -32,12 +32,14 @@ pub struct BuildState {
     pub server_address: Option<String>,
     /// Step `floating IP`: allocated by this build (released at cleanup).
     pub floating_ip: Option<FloatingIp>,
-    /// Step `connect`: the SSH session provisioners use.
-    pub ssh: Option<Arc<SshRemote>>,
+    /// Where provisioners run: the SSH session (step `connect`) or the disk image opened through
+    /// libguestfs (step `open image`). The step that set it closes it.
+    pub remote: Option<Arc<dyn Remote>>,
     /// Step `provision`: argument values the validators ran with (sensitive ones redacted).
     pub arguments: BTreeMap<String, String>,
-    /// Step `snapshot`: the new image's id, set as soon as Nova returns it.
-    pub snapshot_id: Option<String>,
+    /// Step `snapshot` or `upload image`: the new Glance image's id, set as soon as the API
+    /// returns it. That step deletes the image unless the build succeeds.
+    pub image_id: Option<String>,
     /// Step `publish`: the final image.
     pub image: Option<Image>,
 }
