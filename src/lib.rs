@@ -7,11 +7,13 @@
 //! - [`openstack`]: clients that mirror the OpenStack APIs (identity, image, compute, network).
 //! - [`remote`]: how commands reach a target: SSH or libguestfs, behind one trait.
 //! - [`spec`]: the Sahara image-spec validator language: loader and engine.
+//! - [`disk`]: copy-on-write overlays of disk image files and their flattening (qemu-img).
 //! - [`journal`]: the fsynced record of every resource a run creates and deletes.
 //! - [`manifest`]: the Packer-compatible build manifest.
 //! - [`cli`]: the thin command layer behind `src/main.rs`.
 
 pub mod cli;
+pub mod disk;
 pub mod journal;
 pub mod manifest;
 pub mod openstack;

@@ -40,6 +40,9 @@ pub struct BuildState {
     /// Step `snapshot` or `upload image`: the new Glance image's id, set as soon as the API
     /// returns it. That step deletes the image unless the build succeeds.
     pub image_id: Option<String>,
+    /// Steps `open image` to `upload image` of an image-file build.
+    #[cfg(feature = "guestfs")]
+    pub disk: Option<DiskState>,
     /// Step `publish`: the final image.
     pub image: Option<Image>,
 }
@@ -55,4 +58,19 @@ pub struct KeypairState {
     pub temporary: bool,
     /// Holds the temporary key file; removed on drop.
     pub dir: Option<tempfile::TempDir>,
+}
+
+/// The disk image of an image-file build.
+#[cfg(feature = "guestfs")]
+pub struct DiskState {
+    /// The private temp dir with the overlay the provisioners write to (the input is only its
+    /// read-only backing file). `open image`'s cleanup removes it.
+    pub staging: crate::disk::Staging,
+    /// The libguestfs session over the overlay, open from `open image` to `close image` (also
+    /// in [`BuildState::remote`] meanwhile).
+    pub guestfs: Option<Arc<crate::remote::guestfs::GuestfsRemote>>,
+    /// Step `close image`: the packed standalone qcow2 (the `output` file or a temp file).
+    pub packed: Option<PathBuf>,
+    /// True when `close image` wrote the template's `output` (removed if the build fails).
+    pub wrote_output: bool,
 }

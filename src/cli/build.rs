@@ -1,6 +1,6 @@
 //! `forge build TEMPLATE`: load the template, load every spec and script it names (so a broken
-//! one fails before anything is created), log in, run the OpenStack pipeline of each build,
-//! write the manifest.
+//! one fails before anything is created), log in, run each build's pipeline (OpenStack or
+//! image-file, by its source), write the manifest.
 //!
 //! Exit codes: 0 built, 1 the template is invalid or a build failed (its resources cleaned up),
 //! 2 usage error, 130 interrupted (SIGINT/SIGTERM; resources cleaned up).
@@ -25,8 +25,8 @@ use crate::pipeline::{signals, OnError, Outcome, Progress, Report, Runner, Step}
 use crate::steps::provision::Provisioner;
 use crate::steps::{self, BuildState, Clients};
 use crate::template::{
-    self, Auth, Build, OpenStackSource, PostProcessor, Provisioner as TemplateProvisioner,
-    ShellProvisioner, Source, Template,
+    self, Auth, Build, PostProcessor, Provisioner as TemplateProvisioner, ShellProvisioner, Source,
+    Template,
 };
 
 #[derive(Debug, clap::Args)]
@@ -80,20 +80,12 @@ pub fn run(args: Args, progress: Progress) -> ExitCode {
         for build in &template.builds {
             for source_ref in &build.sources {
                 match template.source(source_ref) {
-                    Some(Source::OpenStack(src)) => {
+                    Some(src) => {
                         let c = build_one(&args, &template, build, src, &progress, &cancel).await;
                         code = code.max(c);
                         if cancel.is_cancelled() {
                             return ExitCode::from(code);
                         }
-                    }
-                    Some(Source::ImageFile(src)) => {
-                        eprintln!(
-                            "forge build: source image-file.{}: building image-file sources \
-                             is not supported yet; use `forge pack`",
-                            src.name
-                        );
-                        code = code.max(1);
                     }
                     None => code = code.max(1),
                 }
@@ -108,13 +100,13 @@ async fn build_one(
     args: &Args,
     template: &Template,
     build: &Build,
-    src: &OpenStackSource,
+    src: &Source,
     progress: &Progress,
     cancel: &CancellationToken,
 ) -> u8 {
     let label = match &build.name {
-        Some(n) => format!("{n}.openstack.{}", src.name),
-        None => format!("openstack.{}", src.name),
+        Some(n) => format!("{n}.{}.{}", src.kind().label(), src.name()),
+        None => format!("{}.{}", src.kind().label(), src.name()),
     };
     let run_id = uuid::Uuid::new_v4().to_string();
     progress.println(&format!("==> build {label} (run {run_id})"));
@@ -131,7 +123,7 @@ async fn build_one(
     };
     let runner = Runner {
         on_error: args.on_error,
-        timeout: Some(src.timeouts.build),
+        timeout: Some(src.build_timeout()),
         grace: Duration::from_secs(30),
         progress: progress.clone(),
     };
@@ -147,7 +139,7 @@ async fn build_one(
             _ => 1,
         };
     }
-    let entry = manifest_entry(&label, &run_id, &state, &report);
+    let entry = manifest_entry(&label, src.kind().label(), &run_id, &state, &report);
     for pp in &build.post_processors {
         match pp {
             PostProcessor::Manifest { output } => match manifest::append(output, entry.clone()) {
@@ -174,15 +166,23 @@ async fn build_one(
 async fn prepare(
     args: &Args,
     build: &Build,
-    src: &OpenStackSource,
+    src: &Source,
     label: &str,
     run_id: &str,
 ) -> anyhow::Result<(Vec<Box<dyn Step<BuildState>>>, BuildState)> {
     let provisioners = load_provisioners(build, &args.resource_roots)?;
-    let clients = connect(&src.auth).await?;
+    let clients = connect(src.auth()).await?;
     let forge_properties = steps::forge_properties(&args.template, label);
-    let steps =
-        steps::openstack_pipeline(src, &clients, provisioners, args.verify, forge_properties)?;
+    let (v, p) = (args.verify, forge_properties);
+    let steps = match src {
+        Source::OpenStack(s) => steps::openstack_pipeline(s, &clients, provisioners, v, p)?,
+        #[cfg(feature = "guestfs")]
+        Source::ImageFile(s) => steps::image_file_pipeline(s, &clients.image, provisioners, v, p)?,
+        #[cfg(not(feature = "guestfs"))]
+        Source::ImageFile(_) => anyhow::bail!(
+            "image-file sources need libguestfs: this forge was built without the `guestfs` feature"
+        ),
+    };
     let journal_path = args
         .journal
         .clone()
@@ -305,14 +305,20 @@ fn summarize(label: &str, report: &Report, template: &Template) {
     }
 }
 
-fn manifest_entry(label: &str, run_id: &str, state: &BuildState, report: &Report) -> BuildEntry {
+fn manifest_entry(
+    label: &str,
+    builder_type: &str,
+    run_id: &str,
+    state: &BuildState,
+    report: &Report,
+) -> BuildEntry {
     let build_time = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default();
     BuildEntry {
         name: label.to_string(),
-        builder_type: "openstack".into(),
+        builder_type: builder_type.into(),
         build_time,
         artifact_id: state
             .image
