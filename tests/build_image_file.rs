@@ -6,7 +6,9 @@
 //! Appliance launches: three `forge build`s (one each) plus one `guestfish` read-back.
 #![cfg(feature = "guestfs")]
 
+mod build;
 mod cloud;
+mod hosts;
 mod image;
 
 use std::io::{BufRead, BufReader};
@@ -86,16 +88,11 @@ build {{
     }
 }
 
-/// `forge build` with the test cloud's clouds.yaml, the libguestfs environment, and the journal
-/// beside the template.
+/// `forge build` as the other build tests run it (test cloud, journal beside the template),
+/// plus the libguestfs environment.
 fn forge_build(template: &Path) -> Command {
-    let mut c = image::forge();
-    c.arg("build")
-        .arg(template)
-        .env("OS_CLIENT_CONFIG_FILE", cloud::clouds_yaml())
-        .env("XDG_STATE_HOME", template.parent().unwrap())
-        .env_remove("OS_CLOUD")
-        .env_remove("FORGE_LOG");
+    let mut c = build::forge_build_command(template, &[]);
+    c.envs(image::guestfs_env());
     c
 }
 
@@ -112,13 +109,8 @@ fn run_build(template: &Path) -> Output {
     out
 }
 
-/// The run id forge printed (`==> build NAME (run ID)`).
 fn run_id(stderr: &str) -> String {
-    stderr
-        .lines()
-        .find_map(|l| l.split("(run ").nth(1))
-        .map(|rest| rest.trim_end_matches(')').to_string())
-        .unwrap_or_else(|| panic!("no run id in:\n{stderr}"))
+    build::run_id(stderr).unwrap_or_else(|| panic!("no run id in:\n{stderr}"))
 }
 
 /// Images in Glance carrying `forge_run_id = run_id` (set at creation, before publish).
@@ -128,24 +120,6 @@ async fn images_of_run(images: &ImageClient, run_id: &str) -> Vec<Image> {
         ..Default::default()
     };
     images.list(&query, Some(50)).await.expect("list images")
-}
-
-/// Staging temp dirs (`.forge-pack-*`) left in `dir`.
-fn staging_leftovers(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(forge::disk::STAGING_PREFIX))
-        .collect()
-}
-
-fn md5(path: &Path) -> String {
-    let out = Command::new("md5sum").arg(path).output().expect("md5sum");
-    image::text(&out.stdout)
-        .split_whitespace()
-        .next()
-        .expect("a hash")
-        .to_string()
 }
 
 fn ready() -> Option<PathBuf> {
@@ -191,13 +165,13 @@ fn an_image_file_build_provisions_offline_uploads_and_publishes() {
     assert_eq!(got.min_disk, 3);
     assert_eq!(
         got.checksum.as_deref(),
-        Some(md5(&c.output).as_str()),
+        Some(image::md5(&c.output).as_str()),
         "Glance holds exactly the output file"
     );
 
     assert_eq!(image::sha256(&c.input.path), before, "the input changed");
     assert!(
-        staging_leftovers(c.dir.path()).is_empty(),
+        image::staging_leftovers(c.dir.path()).is_empty(),
         "temp files left"
     );
     let manifest: serde_json::Value =
@@ -239,7 +213,7 @@ fn a_failing_validator_leaves_no_image_no_output_and_the_input_untouched() {
     assert!(left.is_empty(), "images left: {left:?}");
     assert!(!c.output.exists(), "output written despite the failure");
     assert!(
-        staging_leftovers(c.dir.path()).is_empty(),
+        image::staging_leftovers(c.dir.path()).is_empty(),
         "temp files left"
     );
     assert_eq!(image::sha256(&c.input.path), before, "the input changed");
@@ -300,7 +274,7 @@ fn sigint_during_provision_cleans_up() {
     assert!(left.is_empty(), "images left: {left:?}");
     assert!(!c.output.exists(), "output written despite the interrupt");
     assert!(
-        staging_leftovers(c.dir.path()).is_empty(),
+        image::staging_leftovers(c.dir.path()).is_empty(),
         "temp files left"
     );
     assert_eq!(image::sha256(&c.input.path), before, "the input changed");
