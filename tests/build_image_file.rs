@@ -280,6 +280,27 @@ fn sigint_during_provision_cleans_up() {
     assert_eq!(image::sha256(&c.input.path), before, "the input changed");
 }
 
+/// A spec argument the spec does not declare fails the build before the (slow) appliance
+/// launch and before anything is created in the cloud.
+#[test]
+fn a_wrong_spec_argument_fails_before_the_launch() {
+    let Some(base) = ready() else {
+        return;
+    };
+    let c = case(
+        &base,
+        "file-arg",
+        Path::new("failing.yaml"),
+        "{ nope = \"x\" }",
+    );
+    let out = run_build(&c.template);
+    let stderr = image::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("unknown argument `nope`"), "{stderr}");
+    assert!(!stderr.contains("==> open image"), "a step ran: {stderr}");
+    assert!(!c.output.exists());
+}
+
 /// `forge validate` checks every image-file setting offline, each error at its place.
 #[test]
 fn validate_reports_image_file_settings_at_their_place() {

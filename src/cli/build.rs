@@ -204,13 +204,17 @@ fn load_provisioners(build: &Build, roots: &[PathBuf]) -> anyhow::Result<Vec<Pro
         out.push(match p {
             TemplateProvisioner::Validators(v) => {
                 let spec = crate::spec::load(&v.spec, roots)?;
+                let arguments = v
+                    .arguments
+                    .iter()
+                    .map(|(k, a)| (k.clone(), a.value.clone()))
+                    .collect();
+                // A wrong argument fails here, before anything is created or launched.
+                crate::spec::check_arguments(&spec, &arguments)
+                    .with_context(|| format!("image spec {}", v.spec.display()))?;
                 Provisioner::Validators {
                     spec,
-                    arguments: v
-                        .arguments
-                        .iter()
-                        .map(|(k, a)| (k.clone(), a.value.clone()))
-                        .collect(),
+                    arguments,
                     sensitive: v
                         .arguments
                         .iter()
