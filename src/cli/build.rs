@@ -173,11 +173,15 @@ async fn prepare(
     let provisioners = load_provisioners(build, &args.resource_roots)?;
     let clients = connect(src.auth()).await?;
     let forge_properties = steps::forge_properties(&args.template, label);
-    let (v, p) = (args.verify, forge_properties);
+    let verify = args.verify;
     let steps = match src {
-        Source::OpenStack(s) => steps::openstack_pipeline(s, &clients, provisioners, v, p)?,
+        Source::OpenStack(s) => {
+            steps::openstack_pipeline(s, &clients, provisioners, verify, forge_properties)?
+        }
         #[cfg(feature = "guestfs")]
-        Source::ImageFile(s) => steps::image_file_pipeline(s, &clients.image, provisioners, v, p)?,
+        Source::ImageFile(s) => {
+            steps::image_file_pipeline(s, &clients.image, provisioners, verify, forge_properties)?
+        }
         #[cfg(not(feature = "guestfs"))]
         Source::ImageFile(_) => anyhow::bail!(
             "image-file sources need libguestfs: this forge was built without the `guestfs` feature"
