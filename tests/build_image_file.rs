@@ -30,8 +30,9 @@ struct Case {
 }
 
 /// A template building `input` with the validators `spec` (a file in `tests/image/specs`, or
-/// an absolute path) and its `arguments` (an HCL map), an inline shell command and a manifest.
-fn case(base: &Path, label: &str, spec: &Path, arguments: &str) -> Case {
+/// an absolute path) and its `arguments` (an HCL map), an inline shell command and a manifest;
+/// with `keep_output`, the packed qcow2 is kept as `packed.qcow2` beside the template.
+fn case(base: &Path, label: &str, spec: &Path, arguments: &str, keep_output: bool) -> Case {
     let tag = cloud::unique(label);
     let dir = tempfile::Builder::new()
         .prefix(&format!("forge-build-file-{label}-"))
@@ -47,7 +48,7 @@ fn case(base: &Path, label: &str, spec: &Path, arguments: &str) -> Case {
   path             = "{input}"
   format           = "qcow2"
   root_filesystem  = "/dev/sda1"
-  output           = "packed.qcow2"
+  {output}
   cloud            = "{admin}"
   image_name       = "{tag}"
   image_tags       = ["{tag}", "image-file"]
@@ -76,6 +77,11 @@ build {{
             admin = cloud::ADMIN,
             spec = image::specs_dir().join(spec).display(),
             arguments = arguments,
+            output = if keep_output {
+                r#"output           = "packed.qcow2""#
+            } else {
+                ""
+            },
         ),
     )
     .unwrap();
@@ -137,6 +143,7 @@ fn an_image_file_build_provisions_offline_uploads_and_publishes() {
         "file-ok",
         Path::new("reconcile.yaml"),
         r#"{ marker_text = "from a build" }"#,
+        true,
     );
     let before = image::sha256(&c.input.path);
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -198,7 +205,7 @@ fn a_failing_validator_leaves_no_image_no_output_and_the_input_untouched() {
     let Some(base) = ready() else {
         return;
     };
-    let c = case(&base, "file-fail", Path::new("failing.yaml"), "{}");
+    let c = case(&base, "file-fail", Path::new("failing.yaml"), "{}", true);
     let before = image::sha256(&c.input.path);
 
     let out = run_build(&c.template);
@@ -219,6 +226,8 @@ fn a_failing_validator_leaves_no_image_no_output_and_the_input_untouched() {
     assert_eq!(image::sha256(&c.input.path), before, "the input changed");
 }
 
+/// Interrupted while provisioning an image without `output`: exit 130, no image in Glance, the
+/// temp dir gone, the input untouched.
 #[test]
 fn sigint_during_provision_cleans_up() {
     let Some(base) = ready() else {
@@ -231,10 +240,14 @@ fn sigint_during_provision_cleans_up() {
         "validators:\n  - script:\n      slow:\n        inline: |\n          sleep 8\n          touch /root/slow-done\n",
     )
     .unwrap();
-    let c = case(&base, "file-int", &spec, "{}");
+    // Without `output` the overlay and the packed file live in a temp dir under TMPDIR.
+    let c = case(&base, "file-int", &spec, "{}", false);
     let before = image::sha256(&c.input.path);
+    let tmp = scratch.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
 
     let mut child = forge_build(&c.template)
+        .env("TMPDIR", &tmp)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -272,11 +285,16 @@ fn sigint_during_provision_cleans_up() {
         images_of_run(&images, &run).await
     });
     assert!(left.is_empty(), "images left: {left:?}");
-    assert!(!c.output.exists(), "output written despite the interrupt");
     assert!(
-        image::staging_leftovers(c.dir.path()).is_empty(),
-        "temp files left"
+        text.contains(&format!(
+            "{}/{}",
+            tmp.display(),
+            forge::disk::STAGING_PREFIX
+        )),
+        "the overlay was not in TMPDIR:\n{text}"
     );
+    assert!(image::staging_leftovers(&tmp).is_empty(), "temp files left");
+    assert!(image::staging_leftovers(c.dir.path()).is_empty());
     assert_eq!(image::sha256(&c.input.path), before, "the input changed");
 }
 
@@ -292,6 +310,7 @@ fn a_wrong_spec_argument_fails_before_the_launch() {
         "file-arg",
         Path::new("failing.yaml"),
         "{ nope = \"x\" }",
+        true,
     );
     let out = run_build(&c.template);
     let stderr = image::text(&out.stderr);
