@@ -7,6 +7,7 @@
 //! - [`openstack`]: clients that mirror the OpenStack APIs (identity, image, compute, network).
 //! - [`remote`]: how commands reach a target: SSH or libguestfs, behind one trait.
 //! - [`spec`]: the Sahara image-spec validator language: loader and engine.
+//! - [`disk`]: copy-on-write overlays of disk image files and their flattening (qemu-img).
 //! - [`journal`]: the fsynced record of every resource a run creates and deletes.
 //! - [`cleanup`]: `forge cleanup`: find and delete what killed runs left in the cloud.
 //! - [`manifest`]: the Packer-compatible build manifest.
@@ -16,6 +17,7 @@
 
 pub mod cleanup;
 pub mod cli;
+pub mod disk;
 pub mod fingerprint;
 pub mod journal;
 pub mod lock;

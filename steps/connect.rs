@@ -2,7 +2,8 @@
 //! (cancellable), a rejected key included (cloud-init may not have installed it yet).
 //! `ssh_host` overrides the server's address. The host key of a server this build
 //! just booted cannot be known beforehand, so it is trusted on first sight and pinned for the
-//! rest of the build (a temporary known_hosts file). Cleanup closes the session.
+//! rest of the build (a temporary known_hosts file). The session becomes the build's
+//! [`BuildState::remote`]; cleanup closes it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +24,8 @@ pub struct ConnectStep {
     pub timeout: Duration,
     /// Holds the per-build known_hosts file.
     pub known_hosts_dir: Option<tempfile::TempDir>,
+    /// The session this step opened (also in `state.remote`), kept typed so cleanup can close it.
+    pub session: Option<Arc<SshRemote>>,
 }
 
 #[async_trait]
@@ -64,12 +67,15 @@ impl Step<BuildState> for ConnectStep {
             .await
             .with_context(|| format!("connecting to {target}"))?;
         cx.progress.println(&format!("    connected to {target}"));
-        state.ssh = Some(Arc::new(remote));
+        let session = Arc::new(remote);
+        state.remote = Some(session.clone());
+        self.session = Some(session);
         Ok(())
     }
 
     async fn cleanup(&mut self, state: &mut BuildState, _cx: &StepContext) -> anyhow::Result<()> {
-        if let Some(ssh) = state.ssh.take() {
+        state.remote = None;
+        if let Some(ssh) = self.session.take() {
             // Other holders (none after provisioning) would keep it open until they drop it.
             if let Ok(ssh) = Arc::try_unwrap(ssh) {
                 ssh.close().await;

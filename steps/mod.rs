@@ -2,12 +2,17 @@
 //! they share. Steps depend on the core modules (`pipeline`, `openstack`, `remote`, `spec`),
 //! never the reverse.
 //!
-//! [`openstack_pipeline`] is the whole OpenStack build, top to bottom, in one place.
+//! [`openstack_pipeline`] is the whole OpenStack build, top to bottom, in one place;
+//! [`image_file_pipeline`] the whole image-file build.
 
+#[cfg(feature = "guestfs")]
+pub mod close_image;
 pub mod connect;
 pub mod flavor;
 pub mod floating_ip;
 pub mod keypair;
+#[cfg(feature = "guestfs")]
+pub mod open_image;
 pub mod provision;
 pub mod publish;
 pub mod server;
@@ -15,6 +20,8 @@ pub mod snapshot;
 pub mod source_image;
 pub mod state;
 pub mod stop_server;
+#[cfg(feature = "guestfs")]
+pub mod upload_image;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -27,7 +34,7 @@ use crate::openstack::compute::ComputeClient;
 use crate::openstack::image::{ImageClient, Visibility};
 use crate::openstack::network::NetworkClient;
 use crate::pipeline::Step;
-use crate::template::{OpenStackSource, SourceImage, UserData};
+use crate::template::{ImageSettings, OpenStackSource, SourceImage, UserData};
 
 /// The API clients of one cloud, sharing one authenticated session.
 #[derive(Clone)]
@@ -59,12 +66,6 @@ pub fn openstack_pipeline(
         (Some(name), Some(file)) => Some((name.clone(), file.clone())),
         _ => None,
     };
-    let visibility = src
-        .image
-        .visibility
-        .map(|v| v.as_str().parse::<Visibility>())
-        .transpose()?;
-
     let mut steps: Vec<Box<dyn Step<BuildState>>> = vec![
         Box::new(source_image::SourceImageStep::new(
             clients.image.clone(),
@@ -102,6 +103,7 @@ pub fn openstack_pipeline(
             port: src.ssh.port,
             timeout: t.ssh,
             known_hosts_dir: None,
+            session: None,
         }) as Box<dyn Step<BuildState>>,
         Box::new(provision::ProvisionStep {
             provisioners,
@@ -117,17 +119,70 @@ pub fn openstack_pipeline(
             image_name: src.image.name.clone(),
             timeout: t.image,
         }),
-        Box::new(publish::PublishStep {
-            images: clients.image.clone(),
-            properties: src.image.properties.clone(),
-            forge_properties,
-            tags: src.image.tags.clone(),
-            visibility,
-            min_disk: src.image.min_disk,
-            members: src.image.members.clone(),
-        }),
+        Box::new(publish_step(&clients.image, &src.image, forge_properties)?),
     ]);
     Ok(steps)
+}
+
+/// The image-file build, step by step: the input file is provisioned offline through
+/// libguestfs on a copy-on-write overlay (never written itself), packed into a standalone
+/// qcow2, uploaded to Glance and published as an OpenStack build's snapshot is.
+#[cfg(feature = "guestfs")]
+pub fn image_file_pipeline(
+    src: &crate::template::ImageFileSource,
+    images: &ImageClient,
+    provisioners: Vec<provision::Provisioner>,
+    verify: bool,
+    forge_properties: BTreeMap<String, String>,
+) -> anyhow::Result<Vec<Box<dyn Step<BuildState>>>> {
+    // Beside the output, so the packed file is renamed into place; else the system temp dir.
+    let staging_parent = match &src.output {
+        Some(output) => crate::disk::parent_dir(output),
+        None => std::env::temp_dir(),
+    };
+    Ok(vec![
+        Box::new(open_image::OpenImageStep {
+            path: src.path.clone(),
+            format: src.format.as_str().to_string(),
+            staging_parent,
+            root_filesystem: src.root_filesystem.clone(),
+            network: src.network,
+        }),
+        Box::new(provision::ProvisionStep {
+            provisioners,
+            verify,
+        }),
+        Box::new(close_image::CloseImageStep {
+            output: src.output.clone(),
+        }),
+        Box::new(upload_image::UploadImageStep {
+            images: images.clone(),
+            image_name: src.image.name.clone(),
+            timeout: src.image_timeout,
+        }),
+        Box::new(publish_step(images, &src.image, forge_properties)?),
+    ])
+}
+
+/// The last step of every build: publish the new image as the template's image settings say.
+fn publish_step(
+    images: &ImageClient,
+    settings: &ImageSettings,
+    forge_properties: BTreeMap<String, String>,
+) -> anyhow::Result<publish::PublishStep> {
+    let visibility = settings
+        .visibility
+        .map(|v| v.as_str().parse::<Visibility>())
+        .transpose()?;
+    Ok(publish::PublishStep {
+        images: images.clone(),
+        properties: settings.properties.clone(),
+        forge_properties,
+        tags: settings.tags.clone(),
+        visibility,
+        min_disk: settings.min_disk,
+        members: settings.members.clone(),
+    })
 }
 
 /// The properties that identify which build made an image: `forge_template` (the template's

@@ -1,7 +1,9 @@
-//! Step 7, provision: the template's provisioners in order over the SSH session:
+//! Step 7, provision: the template's provisioners in order over the build's remote (the SSH
+//! session of an OpenStack build, the libguestfs session of an image-file build):
 //! `validators` runs an image spec (reconcile mode, or test-only when the provisioner says so),
 //! `shell` runs inline commands or uploads and runs a script. With `verify`, every spec then
-//! runs again in test-only mode to prove the result. Nothing to clean up: the server goes away.
+//! runs again in test-only mode to prove the result. Nothing to clean up: the server or the
+//! overlay goes away.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -43,8 +45,11 @@ impl Step<BuildState> for ProvisionStep {
     }
 
     async fn run(&mut self, state: &mut BuildState, cx: &StepContext) -> anyhow::Result<()> {
-        let ssh = state.ssh.clone().ok_or_else(|| anyhow!("no SSH session"))?;
-        let remote: &dyn Remote = ssh.as_ref();
+        let remote = state
+            .remote
+            .clone()
+            .ok_or_else(|| anyhow!("nothing to provision: no SSH session or disk image"))?;
+        let remote: &dyn Remote = remote.as_ref();
         for p in &self.provisioners {
             match p {
                 Provisioner::Validators {

@@ -1,7 +1,9 @@
-//! Step 10, publish: set the image's properties (the template's, plus forge's own: `forge_run_id`,
-//! `forge_source_image` and the build's identity such as `forge_template`/`forge_build`), tags, visibility and min_disk in one JSON-patch request, then share it
-//! with the members. Nothing to clean up of its own: on a later failure the snapshot step
-//! deletes the image.
+//! Step 10, publish: set the new image's properties (the template's, plus forge's own:
+//! `forge_run_id`, `forge_source_image` and the build's identity such as
+//! `forge_template`/`forge_build`), tags, visibility and min_disk in one JSON-patch request, then
+//! share it with the members. The image is the snapshot (OpenStack build) or the upload
+//! (image-file build). Nothing to clean up of its own: on a later failure the step that made
+//! the image deletes it.
 //!
 //! `forge_fingerprint` (what `--skip-unchanged` looks for) is written last: in the same request
 //! when there are no members, else in one more request after the sharing succeeded. So an
@@ -38,7 +40,7 @@ impl Step<BuildState> for PublishStep {
 
     async fn run(&mut self, state: &mut BuildState, cx: &StepContext) -> anyhow::Result<()> {
         let id = state
-            .snapshot_id
+            .image_id
             .clone()
             .ok_or_else(|| anyhow!("no image to publish"))?;
         let current = self.images.get(&id).await?;

@@ -42,7 +42,7 @@ impl Step<BuildState> for SnapshotStep {
             .create_image(&server, &self.image_name, &metadata)
             .await
             .with_context(|| format!("snapshotting server {server}"))?;
-        state.snapshot_id = Some(id.clone());
+        state.image_id = Some(id.clone());
         state
             .journal
             .created(self.name(), "image", &self.image_name, &id)?;
@@ -64,7 +64,7 @@ impl Step<BuildState> for SnapshotStep {
         if cx.build_succeeded {
             return Ok(());
         }
-        let Some(id) = state.snapshot_id.clone() else {
+        let Some(id) = state.image_id.clone() else {
             return Ok(());
         };
         self.images
@@ -72,13 +72,13 @@ impl Step<BuildState> for SnapshotStep {
             .await
             .with_context(|| format!("deleting unfinished image {id}"))?;
         state.journal.deleted("image", &id)?;
-        state.snapshot_id = None;
+        state.image_id = None;
         Ok(())
     }
 
     fn leftovers(&self, state: &BuildState) -> Vec<String> {
         state
-            .snapshot_id
+            .image_id
             .iter()
             .map(|id| format!("image {id}: openstack image delete {id}"))
             .collect()

@@ -10,9 +10,9 @@ use crate::journal::Journal;
 use crate::openstack::compute::Flavor;
 use crate::openstack::image::Image;
 use crate::openstack::network::FloatingIp;
-use crate::remote::ssh::SshRemote;
+use crate::remote::Remote;
 
-/// Shared state of one OpenStack build.
+/// Shared state of one build (OpenStack or image-file).
 #[derive(Default)]
 pub struct BuildState {
     /// This run's id; every resource forge creates is named `forge-<run_id>-…`.
@@ -32,12 +32,17 @@ pub struct BuildState {
     pub server_address: Option<String>,
     /// Step `floating IP`: allocated by this build (released at cleanup).
     pub floating_ip: Option<FloatingIp>,
-    /// Step `connect`: the SSH session provisioners use.
-    pub ssh: Option<Arc<SshRemote>>,
+    /// Where provisioners run: the SSH session (step `connect`) or the disk image opened through
+    /// libguestfs (step `open image`). The step that set it closes it.
+    pub remote: Option<Arc<dyn Remote>>,
     /// Step `provision`: argument values the validators ran with (sensitive ones redacted).
     pub arguments: BTreeMap<String, String>,
-    /// Step `snapshot`: the new image's id, set as soon as Nova returns it.
-    pub snapshot_id: Option<String>,
+    /// Step `snapshot` or `upload image`: the new Glance image's id, set as soon as the API
+    /// returns it. That step deletes the image unless the build succeeds.
+    pub image_id: Option<String>,
+    /// Steps `open image` to `upload image` of an image-file build.
+    #[cfg(feature = "guestfs")]
+    pub disk: Option<DiskState>,
     /// Step `publish`: the final image.
     pub image: Option<Image>,
     /// Digest of the build's static inputs ([`crate::fingerprint::Inputs::digest`]); publish
@@ -56,4 +61,19 @@ pub struct KeypairState {
     pub temporary: bool,
     /// Holds the temporary key file; removed on drop.
     pub dir: Option<tempfile::TempDir>,
+}
+
+/// The disk image of an image-file build.
+#[cfg(feature = "guestfs")]
+pub struct DiskState {
+    /// The private temp dir with the overlay the provisioners write to (the input is only its
+    /// read-only backing file). `open image`'s cleanup removes it.
+    pub staging: crate::disk::Staging,
+    /// The libguestfs session over the overlay, open from `open image` to `close image` (also
+    /// in [`BuildState::remote`] meanwhile).
+    pub guestfs: Option<Arc<crate::remote::guestfs::GuestfsRemote>>,
+    /// Step `close image`: the packed standalone qcow2 (the `output` file or a temp file).
+    pub packed: Option<PathBuf>,
+    /// True when `close image` wrote the template's `output` (removed if the build fails).
+    pub wrote_output: bool,
 }

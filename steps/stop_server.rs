@@ -28,7 +28,7 @@ impl Step<BuildState> for StopServerStep {
             .clone()
             .ok_or_else(|| anyhow!("no server to stop"))?;
         // The SSH session would only see the connection drop.
-        state.ssh = None;
+        state.remote = None;
         self.compute
             .stop_server(
                 &id,

@@ -85,17 +85,24 @@ fn nightly_template_loads_into_typed_values() {
 fn image_file_source_is_modelled() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("pack.pkr.hcl");
+    // The input files must exist (validate checks them).
+    std::fs::create_dir(dir.path().join("images")).unwrap();
+    std::fs::write(dir.path().join("images/base.raw"), "").unwrap();
+    std::fs::write(dir.path().join("q.qcow2"), "").unwrap();
     std::fs::write(
         &p,
         r#"source "image-file" "base" {
   path   = "images/base.raw"
   format = "raw"
+  image_name = "base"
 }
 source "image-file" "q" {
   path = "q.qcow2"
+  image_name = "q"
 }
 source "image-file" "bad" {
   format = "vmdk"
+  image_name = "bad"
 }
 build {
   sources = [source.image-file.base, source.image-file.q]
@@ -112,8 +119,8 @@ build {
     assert_eq!(
         lines,
         [
-            format!("{f}:8:1: error: missing required attribute `path` in source \"image-file\" \"bad\""),
-            format!("{f}:9:12: error: `format` must be one of qcow2, raw, found \"vmdk\""),
+            format!("{f}:10:1: error: missing required attribute `path` in source \"image-file\" \"bad\""),
+            format!("{f}:11:12: error: `format` must be one of qcow2, raw, found \"vmdk\""),
         ]
     );
     let text = std::fs::read_to_string(&p).unwrap();

@@ -309,10 +309,12 @@ fn provisioner_files_must_exist() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("t.pkr.hcl");
     std::fs::write(dir.path().join("present.sh"), "#!/bin/sh\ntrue\n").unwrap();
+    std::fs::write(dir.path().join("disk.qcow2"), "").unwrap();
     std::fs::write(
         &p,
         r#"source "image-file" "disk" {
   path = "disk.qcow2"
+  image_name = "disk"
 }
 build {
   sources = ["source.image-file.disk"]
@@ -334,20 +336,20 @@ build {
     assert_eq!(h.len(), 3, "{h:#?}");
     assert!(
         h[0].starts_with(&format!(
-            "{f}:10:14: error: script {} does not exist",
+            "{f}:11:14: error: script {} does not exist",
             Path::new(dir.path()).join("absent.sh").display()
         )),
         "{h:#?}"
     );
     assert!(
         h[1].starts_with(&format!(
-            "{f}:12:3: error: provisioner \"shell\" needs `inline`"
+            "{f}:13:3: error: provisioner \"shell\" needs `inline`"
         )),
         "{h:#?}"
     );
     assert!(
         h[2].starts_with(&format!(
-            "{f}:13:15: error: unknown provisioner type \"ansible\""
+            "{f}:14:15: error: unknown provisioner type \"ansible\""
         )),
         "{h:#?}"
     );

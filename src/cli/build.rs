@@ -1,6 +1,6 @@
 //! `forge build TEMPLATE`: load the template, load every spec and script it names (so a broken
-//! one fails before anything is created), log in, run the OpenStack pipeline of each build,
-//! write the manifest.
+//! one fails before anything is created), log in, run each build's pipeline (OpenStack or
+//! image-file, by its source), write the manifest.
 //!
 //! Exit codes: 0 built, 1 the template is invalid or a build failed (its resources cleaned up),
 //! 2 usage error, 3 built but the build's `retention {}` failed (the new image is kept),
@@ -120,7 +120,7 @@ pub fn run(args: Args, progress: Progress) -> ExitCode {
         for build in &template.builds {
             for source_ref in &build.sources {
                 match template.source(source_ref) {
-                    Some(Source::OpenStack(src)) => {
+                    Some(src) => {
                         match build_one(&args, &template, build, src, &progress, &cancel).await {
                             Ended::Ran(c) => (code, ran) = (worst(code, c), ran + 1),
                             Ended::Skipped => skipped += 1,
@@ -128,14 +128,6 @@ pub fn run(args: Args, progress: Progress) -> ExitCode {
                         if cancel.is_cancelled() {
                             return ExitCode::from(code);
                         }
-                    }
-                    Some(Source::ImageFile(src)) => {
-                        eprintln!(
-                            "forge build: source image-file.{}: building image-file sources \
-                             is not supported yet; use `forge pack`",
-                            src.name
-                        );
-                        code = code.max(1);
                     }
                     None => code = code.max(1),
                 }
@@ -153,7 +145,7 @@ async fn build_one(
     args: &Args,
     template: &Template,
     build: &Build,
-    src: &OpenStackSource,
+    src: &Source,
     progress: &Progress,
     cancel: &CancellationToken,
 ) -> Ended {
@@ -164,10 +156,10 @@ async fn build_one(
     }
 }
 
-fn build_label(build: &Build, src: &OpenStackSource) -> String {
+fn build_label(build: &Build, src: &Source) -> String {
     match &build.name {
-        Some(n) => format!("{n}.openstack.{}", src.name),
-        None => format!("openstack.{}", src.name),
+        Some(n) => format!("{n}.{}.{}", src.kind().label(), src.name()),
+        None => format!("{}.{}", src.kind().label(), src.name()),
     }
 }
 
@@ -176,7 +168,7 @@ async fn build_or_skip(
     args: &Args,
     template: &Template,
     build: &Build,
-    src: &OpenStackSource,
+    src: &Source,
     label: &str,
     progress: &Progress,
     cancel: &CancellationToken,
@@ -192,8 +184,9 @@ async fn build_or_skip(
     let (mut steps, mut state, clients) = prepare(args, template, build, src, label, &run_id)
         .await
         .map_err(fail)?;
-    if args.skip_unchanged {
-        let digest = state.inputs_digest.clone().unwrap_or_default();
+    if let (true, Source::OpenStack(src), Some(digest)) =
+        (args.skip_unchanged, src, state.inputs_digest.clone())
+    {
         let (source, fp, existing) = up_to_date(&clients, src, &digest).await.map_err(fail)?;
         if let Some(image) = existing {
             skipped(build, label, &run_id, &source, &image, &fp, progress).map_err(fail)?;
@@ -205,10 +198,13 @@ async fn build_or_skip(
         progress.println(&format!(
             "    fingerprint {fp}: no active image built from these inputs; building"
         ));
+    } else if args.skip_unchanged {
+        progress
+            .println("    --skip-unchanged: image-file sources are not fingerprinted; building");
     }
     let runner = Runner {
         on_error: args.on_error,
-        timeout: Some(src.timeouts.build),
+        timeout: Some(src.build_timeout()),
         grace: Duration::from_secs(30),
         progress: progress.clone(),
     };
@@ -224,7 +220,7 @@ async fn build_or_skip(
             _ => 1,
         });
     }
-    let entry = manifest_entry(label, &run_id, &state, &report);
+    let entry = manifest_entry(label, src.kind().label(), &run_id, &state, &report);
     for pp in &build.post_processors {
         match pp {
             PostProcessor::Manifest { output } => match manifest::append(output, entry.clone()) {
@@ -336,17 +332,36 @@ async fn prepare(
     args: &Args,
     template: &Template,
     build: &Build,
-    src: &OpenStackSource,
+    src: &Source,
     label: &str,
     run_id: &str,
 ) -> anyhow::Result<(Vec<Box<dyn Step<BuildState>>>, BuildState, Clients)> {
     let provisioners = load_provisioners(build, &args.resource_roots)?;
-    let inputs = inputs(template, label, src, &provisioners)?;
-    tracing::debug!("fingerprint inputs: {}", inputs.canonical());
-    let clients = connect(&src.auth).await?;
+    // Only OpenStack sources are fingerprinted (`--skip-unchanged`); see `fingerprint.rs`.
+    let inputs = match src {
+        Source::OpenStack(s) => {
+            let inputs = inputs(template, label, s, &provisioners)?;
+            tracing::debug!("fingerprint inputs: {}", inputs.canonical());
+            Some(inputs)
+        }
+        Source::ImageFile(_) => None,
+    };
+    let clients = connect(src.auth()).await?;
     let forge_properties = steps::forge_properties(&args.template, label);
-    let steps =
-        steps::openstack_pipeline(src, &clients, provisioners, args.verify, forge_properties)?;
+    let verify = args.verify;
+    let steps = match src {
+        Source::OpenStack(s) => {
+            steps::openstack_pipeline(s, &clients, provisioners, verify, forge_properties)?
+        }
+        #[cfg(feature = "guestfs")]
+        Source::ImageFile(s) => {
+            steps::image_file_pipeline(s, &clients.image, provisioners, verify, forge_properties)?
+        }
+        #[cfg(not(feature = "guestfs"))]
+        Source::ImageFile(_) => anyhow::bail!(
+            "image-file sources need libguestfs: this forge was built without the `guestfs` feature"
+        ),
+    };
     let journal_path = args
         .journal
         .clone()
@@ -358,7 +373,7 @@ async fn prepare(
     let state = BuildState {
         run_id: run_id.to_string(),
         journal,
-        inputs_digest: Some(inputs.digest()),
+        inputs_digest: inputs.map(|i| i.digest()),
         ..BuildState::default()
     };
     Ok((steps, state, clients))
@@ -395,13 +410,17 @@ fn load_provisioners(build: &Build, roots: &[PathBuf]) -> anyhow::Result<Vec<Pro
         out.push(match p {
             TemplateProvisioner::Validators(v) => {
                 let spec = crate::spec::load(&v.spec, roots)?;
+                let arguments = v
+                    .arguments
+                    .iter()
+                    .map(|(k, a)| (k.clone(), a.value.clone()))
+                    .collect();
+                // A wrong argument fails here, before anything is created or launched.
+                crate::spec::check_arguments(&spec, &arguments)
+                    .with_context(|| format!("image spec {}", v.spec.display()))?;
                 Provisioner::Validators {
                     spec,
-                    arguments: v
-                        .arguments
-                        .iter()
-                        .map(|(k, a)| (k.clone(), a.value.clone()))
-                        .collect(),
+                    arguments,
                     sensitive: v
                         .arguments
                         .iter()
@@ -511,11 +530,17 @@ fn source_entry(i: &Image) -> SourceImageEntry {
     }
 }
 
-fn manifest_entry(label: &str, run_id: &str, state: &BuildState, report: &Report) -> BuildEntry {
+fn manifest_entry(
+    label: &str,
+    builder_type: &str,
+    run_id: &str,
+    state: &BuildState,
+    report: &Report,
+) -> BuildEntry {
     let build_time = unix_now();
     BuildEntry {
         name: label.to_string(),
-        builder_type: "openstack".into(),
+        builder_type: builder_type.into(),
         build_time,
         artifact_id: state
             .image

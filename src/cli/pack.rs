@@ -4,7 +4,8 @@
 //! In place by default (as Sahara). With `--output`, the input is only ever a read-only backing
 //! file: the spec runs on a copy-on-write overlay in a temp dir next to the output, which is then
 //! flattened (`qemu-img convert`) to a temp file and renamed into place only when the spec is
-//! satisfied, so a failure leaves neither a changed input nor an output file.
+//! satisfied, so a failure leaves neither a changed input nor an output file ([`crate::disk`],
+//! shared with image-file builds, as is the upload).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -177,6 +178,7 @@ async fn pack(_: &Args, _: &tokio_util::sync::CancellationToken) -> Result<(), S
 
 #[cfg(feature = "guestfs")]
 async fn pack(args: &Args, cancel: &tokio_util::sync::CancellationToken) -> Result<(), Stop> {
+    use crate::disk::DiskError;
     use crate::remote::guestfs::{detect_format, GuestfsOptions, GuestfsRemote};
     use crate::spec::{Mode, RunError, RunOptions};
 
@@ -197,12 +199,12 @@ async fn pack(args: &Args, cancel: &tokio_util::sync::CancellationToken) -> Resu
     // With --output: a private overlay over the input, in a temp dir beside the output so the
     // final rename stays on one file system. The TempDir removes itself on every return path.
     let staging = match &args.output {
-        Some(output) => Some(Staging::new(&args.image, &input_format, output)?),
+        Some(output) => Some(staging(&args.image, &input_format, output)?),
         None => None,
     };
     let target = staging
         .as_ref()
-        .map_or_else(|| args.image.clone(), |s| s.overlay.clone());
+        .map_or_else(|| args.image.clone(), |s| s.overlay().to_path_buf());
 
     let options = GuestfsOptions {
         image: target,
@@ -244,7 +246,13 @@ async fn pack(args: &Args, cancel: &tokio_util::sync::CancellationToken) -> Resu
     closed.map_err(|e| Stop::Failed(e.to_string()))?;
 
     if let (Some(staging), Some(output)) = (&staging, &args.output) {
-        staging.finish(output)?;
+        staging
+            .flatten(Some(output), cancel)
+            .await
+            .map_err(|e| match e {
+                DiskError::Cancelled => Stop::Interrupted,
+                e => Stop::Failed(e.to_string()),
+            })?;
     }
     let published = match &glance {
         Some(images) => {
@@ -286,9 +294,9 @@ mod upload {
 
     use super::{Stop, UploadArgs};
     use crate::openstack::image::{ImageClient, NewImage, Visibility};
-    use crate::openstack::wait::WaitOptions;
     use crate::openstack::{CloudConfig, ConfigEnv, Session};
     use crate::pipeline::Progress;
+    use crate::steps::upload_image::upload_and_wait;
 
     pub async fn connect(args: &UploadArgs) -> Result<ImageClient, Stop> {
         if let Some(v) = &args.image_visibility {
@@ -325,16 +333,13 @@ mod upload {
             .await
             .map_err(|e| Stop::Failed(format!("--upload: {e}")))?;
         let progress = Progress::for_stderr(false);
-        let result = tokio::select! {
-            r = async {
-                let report = images.upload_file(&created.id, file, &progress).await?;
-                tracing::info!("uploaded {} at {:.1} MiB/s", file.display(), report.mib_per_sec());
-                images
-                    .wait_active(&created.id, WaitOptions::with_timeout(std::time::Duration::from_secs(1800)), cancel, &progress)
-                    .await
-            } => r.map_err(|e| Stop::Failed(format!("--upload: {e}"))),
-            () = cancel.cancelled() => Err(Stop::Interrupted),
-        };
+        let timeout = std::time::Duration::from_secs(1800);
+        let result = upload_and_wait(images, &created.id, file, timeout, cancel, &progress)
+            .await
+            .map_err(|e| match cancel.is_cancelled() {
+                true => Stop::Interrupted,
+                false => Stop::Failed(format!("--upload: {e:#}")),
+            });
         match result {
             Ok(image) => {
                 eprintln!("==> uploaded to Glance: {}", image.describe());
@@ -354,99 +359,25 @@ mod upload {
     }
 }
 
+/// The staging of an `--output` run: a temp dir beside the output holding the overlay the spec
+/// runs on. The output must not be the input itself.
 #[cfg(feature = "guestfs")]
-/// The temp dir of an `--output` run: the overlay the spec runs on, then the flattened copy.
-struct Staging {
-    dir: tempfile::TempDir,
-    overlay: PathBuf,
-}
-
-#[cfg(feature = "guestfs")]
-impl Staging {
-    fn new(input: &Path, input_format: &str, output: &Path) -> Result<Staging, Stop> {
-        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => false,
-        };
-        if same(input, output) {
-            return Err(Stop::Usage(format!(
-                "--output {} is the input image; leave --output out to modify it in place",
-                output.display()
-            )));
-        }
-        let parent = match output.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let dir = tempfile::Builder::new()
-            .prefix(".forge-pack-")
-            .tempdir_in(&parent)
-            .map_err(|e| {
-                Stop::Usage(format!(
-                    "--output {}: cannot create a temp dir in {}: {e}",
-                    output.display(),
-                    parent.display()
-                ))
-            })?;
-        let overlay = dir.path().join("overlay.qcow2");
-        let input = std::path::absolute(input).map_err(|e| Stop::Failed(e.to_string()))?;
-        qemu_img(&[
-            "create".as_ref(),
-            "-q".as_ref(),
-            "-f".as_ref(),
-            "qcow2".as_ref(),
-            "-F".as_ref(),
-            input_format.as_ref(),
-            "-b".as_ref(),
-            input.as_os_str(),
-            overlay.as_os_str(),
-        ])?;
-        Ok(Staging { dir, overlay })
+fn staging(input: &Path, input_format: &str, output: &Path) -> Result<crate::disk::Staging, Stop> {
+    use crate::disk::{parent_dir, DiskError, Staging};
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same(input, output) {
+        return Err(Stop::Usage(format!(
+            "--output {} is the input image; leave --output out to modify it in place",
+            output.display()
+        )));
     }
-
-    /// Flatten the overlay (and its backing input) into a standalone qcow2 and move it into place.
-    fn finish(&self, output: &Path) -> Result<(), Stop> {
-        let flat = self.dir.path().join("output.qcow2");
-        let started = Instant::now();
-        qemu_img(&[
-            "convert".as_ref(),
-            "-O".as_ref(),
-            "qcow2".as_ref(),
-            self.overlay.as_os_str(),
-            flat.as_os_str(),
-        ])?;
-        std::fs::rename(&flat, output).map_err(|e| {
-            Stop::Failed(format!(
-                "cannot move the result to {}: {e}",
-                output.display()
-            ))
-        })?;
-        tracing::info!(
-            "{}: flattened in {:.1} s",
-            output.display(),
-            started.elapsed().as_secs_f64()
-        );
-        Ok(())
-    }
-}
-
-#[cfg(feature = "guestfs")]
-fn qemu_img(args: &[&std::ffi::OsStr]) -> Result<(), Stop> {
-    let out = std::process::Command::new("qemu-img")
-        .args(args)
-        .output()
-        .map_err(|e| Stop::Failed(format!("cannot run qemu-img: {e}")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(Stop::Failed(format!(
-            "qemu-img {}: {}",
-            args.first()
-                .map(|a| a.to_string_lossy())
-                .unwrap_or_default(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
+    Staging::new(input, input_format, &parent_dir(output)).map_err(|e| match e {
+        DiskError::TempDir { .. } => Stop::Usage(format!("--output {}: {e}", output.display())),
+        e => Stop::Failed(e.to_string()),
+    })
 }
 
 #[cfg(test)]

@@ -134,7 +134,7 @@ impl SourceKind {
 #[derive(Debug, Clone)]
 pub enum Source {
     OpenStack(Box<OpenStackSource>),
-    ImageFile(ImageFileSource),
+    ImageFile(Box<ImageFileSource>),
 }
 
 impl Source {
@@ -148,6 +148,20 @@ impl Source {
         match self {
             Source::OpenStack(s) => &s.name,
             Source::ImageFile(s) => &s.name,
+        }
+    }
+    /// How to reach the cloud the image is published to.
+    pub fn auth(&self) -> &Auth {
+        match self {
+            Source::OpenStack(s) => &s.auth,
+            Source::ImageFile(s) => &s.auth,
+        }
+    }
+    /// The bound on the whole build (`build_timeout`).
+    pub fn build_timeout(&self) -> Duration {
+        match self {
+            Source::OpenStack(s) => s.timeouts.build,
+            Source::ImageFile(s) => s.build_timeout,
         }
     }
 }
@@ -292,12 +306,30 @@ pub struct Timeouts {
     pub build: Duration,
 }
 
-/// `source "image-file" "NAME"`: a local disk image that `forge pack` provisions offline.
+/// `source "image-file" "NAME"`: a local disk image provisioned offline through libguestfs (as
+/// `forge pack`), then uploaded to Glance and published like an OpenStack build's snapshot. The
+/// build never modifies `path`: the provisioners write to a copy-on-write overlay.
 #[derive(Debug, Clone)]
 pub struct ImageFileSource {
     pub name: String,
+    /// The input disk image.
     pub path: PathBuf,
+    /// The format `path` must have (checked against what `qemu-img` detects).
     pub format: DiskFormat,
+    /// The cloud the result is uploaded to.
+    pub auth: Auth,
+    /// What the uploaded image becomes.
+    pub image: ImageSettings,
+    /// The device to mount as `/`; `None` finds it by inspection.
+    pub root_filesystem: Option<String>,
+    /// Give the appliance a network (off by default).
+    pub network: bool,
+    /// Keep the packed standalone qcow2 here; `None` uses a temporary file, removed after upload.
+    pub output: Option<PathBuf>,
+    /// The uploaded image reaching active (`image_timeout`, default 30m).
+    pub image_timeout: Duration,
+    /// The whole build (`build_timeout`, default 2h).
+    pub build_timeout: Duration,
 }
 
 /// Disk image formats `forge pack` handles.

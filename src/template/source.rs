@@ -13,6 +13,11 @@ use super::model::{
     SourceImage, SourceKind, Ssh, Timeouts, UserData,
 };
 
+/// Default `image_timeout`: the new image reaching active.
+const IMAGE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// Default `build_timeout`: the whole build.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(2 * 3600);
+
 /// Decodes one `source` block; `None` when it has errors (all reported to `d`).
 pub(crate) fn decode(scope: &Scope, block: &Block, d: &mut Diagnostics) -> Option<Source> {
     let labels: Vec<&str> = block.labels.iter().map(|l| l.as_str()).collect();
@@ -33,7 +38,9 @@ pub(crate) fn decode(scope: &Scope, block: &Block, d: &mut Diagnostics) -> Optio
     let before = d.len();
     let source = match kind {
         SourceKind::OpenStack => openstack(scope, block, d).map(|s| Source::OpenStack(Box::new(s))),
-        SourceKind::ImageFile => image_file(scope, block, d).map(Source::ImageFile),
+        SourceKind::ImageFile => {
+            image_file(scope, block, d).map(|s| Source::ImageFile(Box::new(s)))
+        }
     };
     // A partially decoded source is never returned.
     source.filter(|_| d.len() == before)
@@ -42,22 +49,7 @@ pub(crate) fn decode(scope: &Scope, block: &Block, d: &mut Diagnostics) -> Optio
 fn openstack(scope: &Scope, block: &Block, d: &mut Diagnostics) -> Option<OpenStackSource> {
     let name = block.labels[1].as_str().to_string();
     let mut r = Reader::new(scope, block, d);
-    let secret =
-        |r: &mut Reader, key, d: &mut Diagnostics| r.string(key, d).map(SecretString::from);
-    let auth = Auth {
-        cloud: r.string("cloud", d),
-        identity_endpoint: r.string("identity_endpoint", d),
-        region: r.string("region", d),
-        username: r.string("username", d),
-        password: secret(&mut r, "password", d),
-        user_domain_name: r.string("user_domain_name", d),
-        project_name: r.string("project_name", d),
-        project_domain_name: r.string("project_domain_name", d),
-        application_credential_id: r.string("application_credential_id", d),
-        application_credential_secret: secret(&mut r, "application_credential_secret", d),
-        insecure: r.bool("insecure", d).unwrap_or(false),
-        cacert: r.path("cacert", d).map(|(p, _)| p),
-    };
+    let auth = auth(&mut r, d);
 
     let source_image = source_image(&mut r, d);
     let flavor = r.required_string("flavor", d);
@@ -113,22 +105,11 @@ fn openstack(scope: &Scope, block: &Block, d: &mut Diagnostics) -> Option<OpenSt
         boot: r
             .duration("boot_timeout", d)
             .unwrap_or(Duration::from_secs(10 * 60)),
-        image: r
-            .duration("image_timeout", d)
-            .unwrap_or(Duration::from_secs(30 * 60)),
-        build: r
-            .duration("build_timeout", d)
-            .unwrap_or(Duration::from_secs(2 * 3600)),
+        image: r.duration("image_timeout", d).unwrap_or(IMAGE_TIMEOUT),
+        build: r.duration("build_timeout", d).unwrap_or(BUILD_TIMEOUT),
     };
 
-    let image = ImageSettings {
-        name: r.required_string("image_name", d).unwrap_or_default(),
-        visibility: r.visibility("image_visibility", d),
-        tags: r.strings("image_tags", d).unwrap_or_default(),
-        properties: r.string_map("image_properties", d).unwrap_or_default(),
-        members: r.strings("image_members", d).unwrap_or_default(),
-        min_disk: r.integer("image_min_disk", 0, 1 << 20, d),
-    };
+    let image = image_settings(&mut r, d);
     r.finish(d);
 
     Some(OpenStackSource {
@@ -152,6 +133,38 @@ fn openstack(scope: &Scope, block: &Block, d: &mut Diagnostics) -> Option<OpenSt
         image,
         timeouts,
     })
+}
+
+/// The cloud settings, shared by every source that publishes to Glance.
+fn auth(r: &mut Reader, d: &mut Diagnostics) -> Auth {
+    let secret =
+        |r: &mut Reader, key, d: &mut Diagnostics| r.string(key, d).map(SecretString::from);
+    Auth {
+        cloud: r.string("cloud", d),
+        identity_endpoint: r.string("identity_endpoint", d),
+        region: r.string("region", d),
+        username: r.string("username", d),
+        password: secret(r, "password", d),
+        user_domain_name: r.string("user_domain_name", d),
+        project_name: r.string("project_name", d),
+        project_domain_name: r.string("project_domain_name", d),
+        application_credential_id: r.string("application_credential_id", d),
+        application_credential_secret: secret(r, "application_credential_secret", d),
+        insecure: r.bool("insecure", d).unwrap_or(false),
+        cacert: r.path("cacert", d).map(|(p, _)| p),
+    }
+}
+
+/// What the built image becomes (`image_name` is required), shared by every source.
+fn image_settings(r: &mut Reader, d: &mut Diagnostics) -> ImageSettings {
+    ImageSettings {
+        name: r.required_string("image_name", d).unwrap_or_default(),
+        visibility: r.visibility("image_visibility", d),
+        tags: r.strings("image_tags", d).unwrap_or_default(),
+        properties: r.string_map("image_properties", d).unwrap_or_default(),
+        members: r.strings("image_members", d).unwrap_or_default(),
+        min_disk: r.integer("image_min_disk", 0, 1 << 20, d),
+    }
 }
 
 /// Reports `name` (at `span`) as conflicting with the first of `others` that is also set.
@@ -270,7 +283,18 @@ fn image_file(scope: &Scope, block: &Block, d: &mut Diagnostics) -> Option<Image
     let name = block.labels[1].as_str().to_string();
     let mut r = Reader::new(scope, block, d);
     let path = match r.attr("path") {
-        Some(_) => r.path("path", d).map(|(p, _)| p),
+        Some(_) => r.path("path", d).and_then(|(p, a)| {
+            let problem = match std::fs::metadata(&p) {
+                Ok(m) if m.is_file() => return Some(p),
+                Ok(_) => "is not a regular file",
+                Err(_) => "does not exist",
+            };
+            d.push(scope.file.error(
+                span_of(&a.value),
+                format!("path {} {problem}; expected a disk image file", p.display()),
+            ));
+            None
+        }),
         None => {
             r.missing("path", d);
             None
@@ -292,10 +316,62 @@ fn image_file(scope: &Scope, block: &Block, d: &mut Diagnostics) -> Option<Image
             }
         },
     };
+    let auth = auth(&mut r, d);
+    let root_filesystem = r.string("root_filesystem", d).and_then(|dev| {
+        if dev.starts_with("/dev/") && dev.len() > "/dev/".len() {
+            return Some(dev);
+        }
+        let a = r.attr("root_filesystem")?;
+        d.push(scope.file.error(
+            span_of(&a.value),
+            format!("`root_filesystem` must be a device such as \"/dev/sda1\", found \"{dev}\""),
+        ));
+        None
+    });
+    let network = r.bool("network", d).unwrap_or(false);
+    let output = r.path("output", d).and_then(|(out, a)| {
+        let problem = if same_file(&out, path.as_deref()) {
+            "is the input `path`: a build never modifies its input".to_string()
+        } else if out.is_dir() {
+            "is a directory; expected a file name".to_string()
+        } else {
+            match out.parent().map(|p| p.is_dir()) {
+                Some(true) => return Some(out),
+                _ => "is in a directory that does not exist".to_string(),
+            }
+        };
+        d.push(scope.file.error(
+            span_of(&a.value),
+            format!("output {} {problem}", out.display()),
+        ));
+        None
+    });
+    let image_timeout = r.duration("image_timeout", d).unwrap_or(IMAGE_TIMEOUT);
+    let build_timeout = r.duration("build_timeout", d).unwrap_or(BUILD_TIMEOUT);
+    let image = image_settings(&mut r, d);
     r.finish(d);
     Some(ImageFileSource {
         name,
         path: path?,
         format: format?,
+        auth,
+        image,
+        root_filesystem,
+        network,
+        output,
+        image_timeout,
+        build_timeout,
     })
+}
+
+/// Whether `output` names the file `input` (which exists); `output` itself may not exist yet.
+fn same_file(output: &std::path::Path, input: Option<&std::path::Path>) -> bool {
+    let Some(input) = input.and_then(|i| i.canonicalize().ok()) else {
+        return false;
+    };
+    let parent = output.parent().and_then(|p| p.canonicalize().ok());
+    match (parent, output.file_name()) {
+        (Some(dir), Some(name)) => dir.join(name) == input,
+        _ => false,
+    }
 }

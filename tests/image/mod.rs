@@ -133,6 +133,34 @@ pub fn sha256(path: &Path) -> String {
         .to_string()
 }
 
+/// MD5 of a file, hex (what Glance reports as an image's `checksum`).
+pub fn md5(path: &Path) -> String {
+    let out = Command::new("md5sum")
+        .arg(path)
+        .output()
+        .expect("run md5sum");
+    assert!(out.status.success(), "md5sum: {}", text(&out.stderr));
+    text(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a hash")
+        .to_string()
+}
+
+/// The staging temp dirs (`forge::disk::STAGING_PREFIX`) left in `dir`.
+pub fn staging_leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|n| n.starts_with(forge::disk::STAGING_PREFIX))
+        .collect()
+}
+
 /// Run `script` under `/bin/sh` inside `image`, read-only, through `guestfish -i` (one launch).
 /// Returns stdout; panics when guestfish fails.
 pub fn guest_sh(image: &Path, script: &str) -> String {
