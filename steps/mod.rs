@@ -200,6 +200,37 @@ pub fn forge_properties(template: &Path, build_label: &str) -> BTreeMap<String, 
 }
 
 /// The template's source image selector as the source-image step takes it.
+/// Cleanup of the image a build made (the snapshot or the upload): delete it unless the build
+/// succeeded, and journal the deletion.
+async fn delete_unfinished_image(
+    images: &ImageClient,
+    state: &mut BuildState,
+    cx: &crate::pipeline::StepContext,
+) -> anyhow::Result<()> {
+    if cx.build_succeeded {
+        return Ok(());
+    }
+    let Some(id) = state.image_id.clone() else {
+        return Ok(());
+    };
+    images
+        .delete(&id)
+        .await
+        .with_context(|| format!("deleting unfinished image {id}"))?;
+    state.journal.deleted("image", &id)?;
+    state.image_id = None;
+    Ok(())
+}
+
+/// What `--on-error=abort` leaves of the build's image, and how to remove it.
+fn image_leftovers(state: &BuildState) -> Vec<String> {
+    state
+        .image_id
+        .iter()
+        .map(|id| format!("image {id}: openstack image delete {id}"))
+        .collect()
+}
+
 pub fn source_image_input(s: &SourceImage) -> source_image::SourceImageInput {
     use source_image::{SourceImageFilter, SourceImageInput};
     match s {

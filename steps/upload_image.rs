@@ -68,27 +68,11 @@ impl Step<BuildState> for UploadImageStep {
     }
 
     async fn cleanup(&mut self, state: &mut BuildState, cx: &StepContext) -> anyhow::Result<()> {
-        if cx.build_succeeded {
-            return Ok(());
-        }
-        let Some(id) = state.image_id.clone() else {
-            return Ok(());
-        };
-        self.images
-            .delete(&id)
-            .await
-            .with_context(|| format!("deleting unfinished image {id}"))?;
-        state.journal.deleted("image", &id)?;
-        state.image_id = None;
-        Ok(())
+        super::delete_unfinished_image(&self.images, state, cx).await
     }
 
     fn leftovers(&self, state: &BuildState) -> Vec<String> {
-        state
-            .image_id
-            .iter()
-            .map(|id| format!("image {id}: openstack image delete {id}"))
-            .collect()
+        super::image_leftovers(state)
     }
 }
 

@@ -464,8 +464,13 @@ impl ImageClient {
 
     /// Hide or unhide the image (`os_hidden`, a boolean Glance will not take as a string).
     pub async fn set_hidden(&self, id: &str, hidden: bool) -> Result<Image, Error> {
-        let url = self.session.url(SERVICE, &["v2", "images", id]).await?;
         let body = json!([{"op": "replace", "path": "/os_hidden", "value": hidden}]).to_string();
+        self.patch(id, body.into_bytes()).await
+    }
+
+    /// One JSON-patch request (RFC 6902, Glance's media type) on image `id`.
+    async fn patch(&self, id: &str, body: Vec<u8>) -> Result<Image, Error> {
+        let url = self.session.url(SERVICE, &["v2", "images", id]).await?;
         self.session
             .send_json(Method::PATCH, url, |r| {
                 r.header(
@@ -626,24 +631,12 @@ impl ImageClient {
         if ops.is_empty() {
             return Ok(current.clone());
         }
-        let url = self
-            .session
-            .url(SERVICE, &["v2", "images", &current.id])
-            .await?;
         let body = serde_json::to_vec(&ops).map_err(|e| Error::Protocol {
             method: "PATCH".into(),
-            url: url.to_string(),
+            url: format!("image {}", current.id),
             message: e.to_string(),
         })?;
-        self.session
-            .send_json(Method::PATCH, url, |r| {
-                r.header(
-                    "Content-Type",
-                    "application/openstack-images-v2.1-json-patch",
-                )
-                .body(body)
-            })
-            .await
+        self.patch(&current.id, body).await
     }
 
     /// Share the image with a project (its status there starts `pending`).
