@@ -384,7 +384,8 @@ pub async fn plan(run: &Run, cloud: &Cloud) -> Result<Plan, CleanupError> {
         ..ImageQuery::default()
     };
     for i in cloud.images.list(&query, Some(100)).await? {
-        let published = i.property("forge_build").is_some();
+        // A snapshot blanks the `forge_build` it may inherit from its source; only publish sets it.
+        let published = i.property("forge_build").is_some_and(|b| !b.is_empty());
         let t = Target {
             kind: Kind::Image,
             name: i.name.clone().unwrap_or_default(),
@@ -494,8 +495,14 @@ pub async fn execute(
     say: &mut dyn FnMut(&str),
 ) -> Result<Outcome, CleanupError> {
     let mut out = Outcome::default();
+    // What earlier passes deleted: the journal records `run` was read from do not show those
+    // deletions, and a kind whose existence cannot be checked (floating IPs) would be planned
+    // again forever.
+    let mut handled = std::collections::BTreeSet::new();
     for pass in 0..3 {
-        let plan = plan(run, cloud).await?;
+        let mut plan = plan(run, cloud).await?;
+        plan.delete
+            .retain(|t| !handled.contains(&(t.kind.as_str(), t.id.clone())));
         if pass == 0 {
             for t in &plan.gone {
                 if let Some(j) = journal.as_deref_mut() {
@@ -523,6 +530,7 @@ pub async fn execute(
                     if let Some(j) = journal.as_deref_mut() {
                         j.deleted(t.kind.as_str(), &t.id)?;
                     }
+                    handled.insert((t.kind.as_str(), t.id.clone()));
                     out.deleted.push(t);
                 }
                 Err(e) => {

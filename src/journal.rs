@@ -145,6 +145,7 @@ impl Journal {
             .open(path)
             .map_err(io)?;
         lock(path, &file)?;
+        drop_torn_tail(path, &file)?;
         Ok(Journal {
             run_id: run_id.to_string(),
             records: Vec::new(),
@@ -163,6 +164,7 @@ impl Journal {
                 source,
             })?;
         lock(path, &file)?;
+        drop_torn_tail(path, &file)?;
         // Read after locking: no build can be appending any more.
         let records = read(path)?
             .into_iter()
@@ -297,6 +299,21 @@ fn lock(path: &Path, file: &File) -> Result<(), JournalError> {
     }
 }
 
+/// Cut a torn last line (a writer died mid-record) before appending: [`read`] tolerates a torn
+/// line only at the end, so a record appended after it would make the journal unreadable.
+fn drop_torn_tail(path: &Path, file: &File) -> Result<(), JournalError> {
+    let io = |source| JournalError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let data = std::fs::read(path).map_err(io)?;
+    if data.last().is_some_and(|b| *b != b'\n') {
+        let keep = data.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        file.set_len(keep as u64).map_err(io)?;
+    }
+    Ok(())
+}
+
 /// Whether a live process holds the journal at `path` (a running build or cleanup). Probes
 /// with a shared lock, released at once.
 pub fn is_locked(path: &Path) -> Result<bool, JournalError> {
@@ -417,5 +434,24 @@ mod tests {
         std::fs::write(&path, format!("garbage\n{good}\n")).unwrap();
         let err = read(&path).unwrap_err().to_string();
         assert!(err.contains("j.jsonl:1"), "{err}");
+    }
+
+    #[test]
+    fn appending_after_a_torn_line_keeps_the_journal_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let good = r#"{"event":"intent","run_id":"r","step":"s","kind":"server","name":"n"}"#;
+        std::fs::write(&path, format!("{good}\n{{\"event\":\"crea")).unwrap();
+        let mut j = Journal::reopen(&path, "r").unwrap();
+        j.deleted("server", "abc").unwrap();
+        drop(j);
+        let records = read(&path).unwrap();
+        assert_eq!(records.len(), 2, "{records:?}");
+        // A file that is nothing but a torn line is emptied, too.
+        std::fs::write(&path, "{\"event\":\"inte").unwrap();
+        let mut j = Journal::create(&path, "r").unwrap();
+        j.finished(true).unwrap();
+        drop(j);
+        assert_eq!(read(&path).unwrap().len(), 1);
     }
 }

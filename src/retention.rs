@@ -488,6 +488,35 @@ pub async fn apply(
 ) -> usize {
     let mut failed = 0;
     for entry in &plan.entries {
+        if matches!(entry.action, Action::Hide | Action::Delete) {
+            // A promote (say, a rollback) may have run since the plan: look again.
+            match images.get(&entry.image.id).await {
+                Ok(now) if !channels(&now).is_empty() => {
+                    report(
+                        entry,
+                        Ok(format!(
+                            "now holds {}: left alone",
+                            channels(&now).join(", ")
+                        )),
+                    );
+                    continue;
+                }
+                Ok(now) if now.status != "active" => {
+                    report(entry, Ok(format!("now {}: left alone", now.status)));
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => {
+                    report(entry, Ok("already gone".to_string()));
+                    continue;
+                }
+                Err(e) => {
+                    failed += 1;
+                    report(entry, Err(format!("looking at it again: {e}: left alone")));
+                    continue;
+                }
+            }
+        }
         let outcome = match entry.action {
             Action::Keep | Action::Skip => continue,
             Action::Hide => images

@@ -73,7 +73,13 @@ impl Step<BuildState> for CloseImageStep {
             .iter()
             .filter(|d| d.wrote_output)
             .filter_map(|d| d.packed.as_ref())
-            .map(|p| format!("output {}: rm {}", p.display(), p.display()))
+            .map(|p| {
+                let shown = p.display().to_string();
+                format!(
+                    "output {shown}: rm -- {}",
+                    crate::remote::shell_quote(&shown)
+                )
+            })
             .collect()
     }
 }

@@ -185,6 +185,15 @@ fn publish_step(
     })
 }
 
+/// The identity properties only publish may set: a snapshot blanks any it inherits from its
+/// source image.
+pub const INHERITED_IDENTITY: [&str; 4] = [
+    "forge_template",
+    "forge_build",
+    "forge_fingerprint",
+    "forge_source_image",
+];
+
 /// The properties that identify which build made an image: `forge_template` (the template's
 /// file name) and `forge_build` (the build label, e.g. `nightly.openstack.debian`). Retention
 /// matches images on both, so they must not depend on the machine or the directory.

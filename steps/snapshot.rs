@@ -33,7 +33,14 @@ impl Step<BuildState> for SnapshotStep {
             .server_id
             .clone()
             .ok_or_else(|| anyhow!("no server to snapshot"))?;
-        let metadata = BTreeMap::from([("forge_run_id".to_string(), state.run_id.clone())]);
+        // Nova copies the source image's properties into the snapshot. When the source is itself
+        // a forge image, its identity would make this unpublished snapshot look like the parent
+        // build's image to retention, `--skip-unchanged` and cleanup; blank it until publish.
+        let mut metadata: BTreeMap<String, String> = crate::steps::INHERITED_IDENTITY
+            .iter()
+            .map(|k| (k.to_string(), String::new()))
+            .collect();
+        metadata.insert("forge_run_id".to_string(), state.run_id.clone());
         state
             .journal
             .intent(self.name(), "image", &self.image_name)?;

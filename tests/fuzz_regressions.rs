@@ -118,3 +118,22 @@ fn file_of_a_device_is_an_error_not_a_hang() {
         assert!(msg.contains("t.pkr.hcl:2:"), "not located: {msg}");
     }
 }
+
+/// Found in review: opening a FIFO blocks until a writer appears, so `file()` must look at the
+/// file type before it opens. (If it opened first, this test would hang, not fail.)
+#[test]
+fn file_of_a_fifo_is_an_error_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe");
+    let st = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let shown = fifo.display().to_string();
+    let msg = template_check(&format!("locals {{\n  x = file(\"{shown}\")\n}}\n"));
+    assert!(
+        msg.contains(&format!("cannot read {shown}: not a regular file")),
+        "{msg}"
+    );
+}

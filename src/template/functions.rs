@@ -94,13 +94,14 @@ fn file(args: FuncArgs) -> Result<Value, String> {
     let rel = str_arg(&args, 0)?;
     let path = BASE_DIR.with(|b| b.borrow().join(rel));
     let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
-    let f = std::fs::File::open(&path).map_err(cannot)?;
-    if !f.metadata().map_err(cannot)?.is_file() {
+    // Checked before opening: opening a FIFO blocks until a writer appears.
+    if !std::fs::metadata(&path).map_err(cannot)?.is_file() {
         return Err(format!(
             "cannot read {}: not a regular file",
             path.display()
         ));
     }
+    let f = std::fs::File::open(&path).map_err(cannot)?;
     let mut text = String::new();
     f.take(FILE_LIMIT + 1)
         .read_to_string(&mut text)
