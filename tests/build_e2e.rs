@@ -9,7 +9,7 @@ mod build;
 mod cloud;
 mod hosts;
 
-use build::{forge_build, leftovers, public_key, Knobs};
+use build::{forge_build, leftovers, Knobs};
 use forge::openstack::compute::ComputeClient;
 use forge::openstack::image::{ImageClient, NewImage, Visibility};
 
@@ -26,11 +26,7 @@ fn build_publishes_the_image_and_leaves_nothing_behind() {
         let images = ImageClient::new(session.clone());
         let compute = ComputeClient::new(session.clone());
         let tag = cloud::unique("e2e");
-        let keypair = format!("{tag}-kp");
-        compute
-            .create_keypair(&keypair, &public_key(&hosts::Key::Ed25519.path()))
-            .await
-            .expect("register the test key");
+        let keypair = build::register_key(&compute, &tag).await;
         let data = cloud::data_file(1 << 20, 7);
         let mut new = NewImage::named(&format!("{tag}-base"));
         new.tags = vec![tag.clone()];

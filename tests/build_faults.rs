@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use build::{forge_build_command, leftovers, public_key, run_id, Knobs};
+use build::{forge_build_command, leftovers, run_id, Knobs};
 use forge::openstack::compute::ComputeClient;
 use forge::openstack::image::{ImageClient, NewImage, Visibility};
 use reqwest::Method;
@@ -125,12 +125,8 @@ fn every_fault_and_interrupt_in_every_step_leaks_nothing() {
     let images = ImageClient::new(session.clone());
     let compute = ComputeClient::new(session.clone());
     let tag = cloud::unique("faults");
-    let keypair = format!("{tag}-kp");
+    let keypair = rt.block_on(build::register_key(&compute, &tag));
     let base = rt.block_on(async {
-        compute
-            .create_keypair(&keypair, &public_key(&hosts::Key::Ed25519.path()))
-            .await
-            .expect("register the test key");
         ensure_huge_flavor(&session).await;
         let data = cloud::data_file(1 << 20, 3);
         let mut new = NewImage::named(&format!("{tag}-base"));
@@ -287,12 +283,8 @@ fn a_second_interrupt_during_cleanup_is_ignored() {
     let images = ImageClient::new(session.clone());
     let compute = ComputeClient::new(session.clone());
     let tag = cloud::unique("sigint2");
-    let keypair = format!("{tag}-kp");
+    let keypair = rt.block_on(build::register_key(&compute, &tag));
     rt.block_on(async {
-        compute
-            .create_keypair(&keypair, &public_key(&hosts::Key::Ed25519.path()))
-            .await
-            .expect("register the test key");
         let data = cloud::data_file(1 << 20, 5);
         let mut new = NewImage::named(&format!("{tag}-base"));
         new.tags = vec![tag.clone()];

@@ -22,7 +22,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use build::{forge_cleanup, journal_dir, leftovers, public_key, run_id, Knobs};
+use build::{forge_cleanup, journal_dir, leftovers, run_id, Knobs};
 use forge::journal::{self, Record};
 use forge::openstack::compute::ComputeClient;
 use forge::openstack::image::{ImageClient, NewImage, Visibility};
@@ -474,13 +474,7 @@ fn all_stale_skips_a_live_run() {
     let images = ImageClient::new(session.clone());
     let compute = ComputeClient::new(session.clone());
     let tag = cloud::unique("kill-stale");
-    let keypair = format!("{tag}-kp");
-    rt.block_on(async {
-        compute
-            .create_keypair(&keypair, &public_key(&hosts::Key::Ed25519.path()))
-            .await
-            .expect("register the test key");
-    });
+    let keypair = rt.block_on(build::register_key(&compute, &tag));
     base_image(&rt, &images, &tag, 9);
     // One state directory for both builds: their journals sit side by side.
     let dir = tempfile::tempdir().unwrap();
@@ -618,13 +612,7 @@ fn a_finished_build_keeps_its_image() {
     let images = ImageClient::new(session.clone());
     let compute = ComputeClient::new(session.clone());
     let tag = cloud::unique("kill-ok");
-    let keypair = format!("{tag}-kp");
-    rt.block_on(async {
-        compute
-            .create_keypair(&keypair, &public_key(&hosts::Key::Ed25519.path()))
-            .await
-            .expect("register the test key");
-    });
+    let keypair = rt.block_on(build::register_key(&compute, &tag));
     base_image(&rt, &images, &tag, 11);
     let dir = tempfile::tempdir().unwrap();
     let template = Knobs::good(&host, &tag, &keypair).write(dir.path());

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use build::{forge_build, forge_build_command, leftovers, public_key, run_id, Knobs};
+use build::{forge_build, forge_build_command, leftovers, run_id, Knobs};
 use forge::journal::{self, Record};
 use forge::openstack::compute::ComputeClient;
 use forge::openstack::image::{Image, ImageClient, NewImage, Visibility};
@@ -37,11 +37,7 @@ impl World {
         let images = ImageClient::new(session.clone());
         let compute = ComputeClient::new(session.clone());
         let tag = cloud::unique(label);
-        let keypair = format!("{tag}-kp");
-        compute
-            .create_keypair(&keypair, &public_key(&hosts::Key::Ed25519.path()))
-            .await
-            .expect("register the test key");
+        let keypair = build::register_key(&compute, &tag).await;
         let world = World {
             session,
             images,

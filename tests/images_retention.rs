@@ -17,7 +17,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use build::{forge_build, public_key, Knobs};
+use build::{forge_build, Knobs};
 use chrono::Utc;
 use forge::openstack::compute::{ComputeClient, NewServer};
 use forge::openstack::image::{Image, ImageClient, ImageQuery, NewImage, Visibility};
@@ -147,11 +147,7 @@ fn keep_two_over_five_builds_hides_then_prune_deletes_by_real_age() {
         let images = ImageClient::new(session.clone());
         let compute = ComputeClient::new(session.clone());
         let tag = cloud::unique("ret5");
-        let keypair = format!("{tag}-kp");
-        compute
-            .create_keypair(&keypair, &public_key(&hosts::Key::Ed25519.path()))
-            .await
-            .expect("register the test key");
+        let keypair = build::register_key(&compute, &tag).await;
         with_cleanup(&session, &tag, async {
             let data = cloud::data_file(1 << 20, 5);
             let mut new = NewImage::named(&format!("{tag}-base"));

@@ -295,3 +295,14 @@ pub fn forge_cleanup(journal_dir: &Path, args: &[&str]) -> (i32, String, String)
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Register the SSH test hosts' Ed25519 key in Nova as `<tag>-kp` (the tests' fixed keypair);
+/// returns its name.
+pub async fn register_key(compute: &ComputeClient, tag: &str) -> String {
+    let keypair = format!("{tag}-kp");
+    compute
+        .create_keypair(&keypair, &public_key(&hosts::Key::Ed25519.path()))
+        .await
+        .expect("register the test key");
+    keypair
+}
