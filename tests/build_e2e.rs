@@ -11,7 +11,7 @@ mod hosts;
 
 use build::{forge_build, leftovers, Knobs};
 use forge::openstack::compute::ComputeClient;
-use forge::openstack::image::{ImageClient, NewImage, Visibility};
+use forge::openstack::image::ImageClient;
 
 #[test]
 fn build_publishes_the_image_and_leaves_nothing_behind() {
@@ -27,11 +27,7 @@ fn build_publishes_the_image_and_leaves_nothing_behind() {
         let compute = ComputeClient::new(session.clone());
         let tag = cloud::unique("e2e");
         let keypair = build::register_key(&compute, &tag).await;
-        let data = cloud::data_file(1 << 20, 7);
-        let mut new = NewImage::named(&format!("{tag}-base"));
-        new.tags = vec![tag.clone()];
-        new.visibility = Some(Visibility::Private);
-        let base = cloud::active_image(&images, &new, data.path()).await;
+        let base = build::base_image(&images, &tag, 7).await;
 
         let dir = tempfile::tempdir().unwrap();
         let template = Knobs::good(&host, &tag, &keypair).write(dir.path());
@@ -172,11 +168,7 @@ fn build_with_a_temporary_keypair_deletes_it() {
     let images = ImageClient::new(session.clone());
     let tag = cloud::unique("e2e-tmpkey");
     rt.block_on(async {
-        let data = cloud::data_file(1 << 20, 9);
-        let mut new = NewImage::named(&format!("{tag}-base"));
-        new.tags = vec![tag.clone()];
-        new.visibility = Some(Visibility::Private);
-        cloud::active_image(&images, &new, data.path()).await;
+        build::base_image(&images, &tag, 9).await;
     });
     let dir = tempfile::tempdir().unwrap();
     let mut knobs = Knobs::good(&host, &tag, "unused");

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use build::{forge_build_command, leftovers, run_id, Knobs};
 use forge::openstack::compute::ComputeClient;
-use forge::openstack::image::{ImageClient, NewImage, Visibility};
+use forge::openstack::image::ImageClient;
 use reqwest::Method;
 
 /// One cell: which step, what goes wrong, how the template (or environment) is changed.
@@ -128,11 +128,7 @@ fn every_fault_and_interrupt_in_every_step_leaks_nothing() {
     let keypair = rt.block_on(build::register_key(&compute, &tag));
     let base = rt.block_on(async {
         ensure_huge_flavor(&session).await;
-        let data = cloud::data_file(1 << 20, 3);
-        let mut new = NewImage::named(&format!("{tag}-base"));
-        new.tags = vec![tag.clone()];
-        new.visibility = Some(Visibility::Private);
-        cloud::active_image(&images, &new, data.path()).await
+        build::base_image(&images, &tag, 3).await
     });
 
     let mut rows = Vec::new();
@@ -285,11 +281,7 @@ fn a_second_interrupt_during_cleanup_is_ignored() {
     let tag = cloud::unique("sigint2");
     let keypair = rt.block_on(build::register_key(&compute, &tag));
     rt.block_on(async {
-        let data = cloud::data_file(1 << 20, 5);
-        let mut new = NewImage::named(&format!("{tag}-base"));
-        new.tags = vec![tag.clone()];
-        new.visibility = Some(Visibility::Private);
-        cloud::active_image(&images, &new, data.path()).await;
+        build::base_image(&images, &tag, 5).await;
     });
     let dir = tempfile::tempdir().unwrap();
     let mut knobs = Knobs::good(&host, &tag, &keypair);

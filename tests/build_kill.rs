@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use build::{forge_cleanup, journal_dir, leftovers, run_id, Knobs};
 use forge::journal::{self, Record};
 use forge::openstack::compute::ComputeClient;
-use forge::openstack::image::{ImageClient, NewImage, Visibility};
+use forge::openstack::image::ImageClient;
 use forge::openstack::Session;
 
 /// Where the SIGKILL lands.
@@ -244,17 +244,6 @@ impl Drop for Gate {
     }
 }
 
-/// A base image tagged `tag` for the builds to boot from.
-fn base_image(rt: &tokio::runtime::Runtime, images: &ImageClient, tag: &str, fill: u8) {
-    rt.block_on(async {
-        let data = cloud::data_file(1 << 20, fill);
-        let mut new = NewImage::named(&format!("{tag}-base"));
-        new.tags = vec![tag.to_string()];
-        new.visibility = Some(Visibility::Private);
-        cloud::active_image(images, &new, data.path()).await;
-    });
-}
-
 struct Row {
     step: &'static str,
     at_kill: String,
@@ -275,7 +264,7 @@ fn sigkill_in_every_step_then_cleanup_leaves_nothing() {
     let session = rt.block_on(cloud::session(cloud::ADMIN));
     let images = ImageClient::new(session.clone());
     let tag = cloud::unique("kill");
-    base_image(&rt, &images, &tag, 7);
+    rt.block_on(build::base_image(&images, &tag, 7));
 
     let mut matrix = Vec::new();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -401,7 +390,7 @@ fn a_dry_run_lists_and_deletes_nothing() {
     let session = rt.block_on(cloud::session(cloud::ADMIN));
     let images = ImageClient::new(session.clone());
     let tag = cloud::unique("kill-dry");
-    base_image(&rt, &images, &tag, 8);
+    rt.block_on(build::base_image(&images, &tag, 8));
     let dir = tempfile::tempdir().unwrap();
     let id = killed_build(&host, &tag, dir.path(), "boot server", "server");
     let jdir = journal_dir(dir.path());
@@ -475,7 +464,7 @@ fn all_stale_skips_a_live_run() {
     let compute = ComputeClient::new(session.clone());
     let tag = cloud::unique("kill-stale");
     let keypair = rt.block_on(build::register_key(&compute, &tag));
-    base_image(&rt, &images, &tag, 9);
+    rt.block_on(build::base_image(&images, &tag, 9));
     // One state directory for both builds: their journals sit side by side.
     let dir = tempfile::tempdir().unwrap();
     let dead_dir = dir.path().join("dead");
@@ -558,7 +547,7 @@ fn cleanup_without_a_journal_sweeps_by_name_and_property() {
     let session = rt.block_on(cloud::session(cloud::ADMIN));
     let images = ImageClient::new(session.clone());
     let tag = cloud::unique("kill-sweep");
-    base_image(&rt, &images, &tag, 10);
+    rt.block_on(build::base_image(&images, &tag, 10));
     let dir = tempfile::tempdir().unwrap();
     let gate = Gate::new(&host);
     let mut knobs = Knobs::good(&host, &tag, "unused");
@@ -613,7 +602,7 @@ fn a_finished_build_keeps_its_image() {
     let compute = ComputeClient::new(session.clone());
     let tag = cloud::unique("kill-ok");
     let keypair = rt.block_on(build::register_key(&compute, &tag));
-    base_image(&rt, &images, &tag, 11);
+    rt.block_on(build::base_image(&images, &tag, 11));
     let dir = tempfile::tempdir().unwrap();
     let template = Knobs::good(&host, &tag, &keypair).write(dir.path());
     let (code, stdout, stderr) = build::forge_build(&template, &[]);

@@ -15,7 +15,7 @@ use std::time::Duration;
 use build::{forge_build, forge_build_command, leftovers, run_id, Knobs};
 use forge::journal::{self, Record};
 use forge::openstack::compute::ComputeClient;
-use forge::openstack::image::{Image, ImageClient, NewImage, Visibility};
+use forge::openstack::image::{Image, ImageClient};
 use forge::openstack::wait::WaitOptions;
 use forge::openstack::Session;
 use forge::pipeline::Progress;
@@ -52,11 +52,7 @@ impl World {
 
     /// Upload a base image (`<tag>-base`, tagged `tag`) whose data is 1 MiB of `fill`.
     async fn base_image(&self, fill: u8) -> Image {
-        let data = cloud::data_file(1 << 20, fill);
-        let mut new = NewImage::named(&format!("{}-base", self.tag));
-        new.tags = vec![self.tag.clone()];
-        new.visibility = Some(Visibility::Private);
-        cloud::active_image(&self.images, &new, data.path()).await
+        build::base_image(&self.images, &self.tag, fill).await
     }
 
     /// Write the template; its image name carries `timestamp()`, a volatile value.

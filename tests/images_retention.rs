@@ -149,11 +149,7 @@ fn keep_two_over_five_builds_hides_then_prune_deletes_by_real_age() {
         let tag = cloud::unique("ret5");
         let keypair = build::register_key(&compute, &tag).await;
         with_cleanup(&session, &tag, async {
-            let data = cloud::data_file(1 << 20, 5);
-            let mut new = NewImage::named(&format!("{tag}-base"));
-            new.tags = vec![tag.clone()];
-            new.visibility = Some(Visibility::Private);
-            cloud::active_image(&images, &new, data.path()).await;
+            build::base_image(&images, &tag, 5).await;
 
             let dir = tempfile::tempdir().unwrap();
             let written = Knobs::good(&host, &tag, &keypair).write(dir.path());

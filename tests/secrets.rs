@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use build::{leftovers, Knobs};
-use forge::openstack::image::{ImageClient, NewImage, Visibility};
+use forge::openstack::image::ImageClient;
 use forge::openstack::Session;
 use reqwest::Method;
 
@@ -257,11 +257,7 @@ fn no_secret_reaches_logs_errors_manifests_journals_or_files() {
         &format!("AppCredSecret-{nonce}"),
     ));
     rt.block_on(async {
-        let data = cloud::data_file(1 << 20, 5);
-        let mut new = NewImage::named(&format!("{tag}-base"));
-        new.tags = vec![tag.clone()];
-        new.visibility = Some(Visibility::Private);
-        cloud::active_image(&images, &new, data.path()).await;
+        build::base_image(&images, &tag, 5).await;
     });
 
     let mut evidence = Evidence::default();

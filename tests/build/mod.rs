@@ -306,3 +306,17 @@ pub async fn register_key(compute: &ComputeClient, tag: &str) -> String {
         .expect("register the test key");
     keypair
 }
+
+/// Upload a base image `<tag>-base`, tagged `tag`, private, whose data is 1 MiB of `fill`;
+/// returns it once active.
+pub async fn base_image(
+    images: &ImageClient,
+    tag: &str,
+    fill: u8,
+) -> forge::openstack::image::Image {
+    let data = cloud::data_file(1 << 20, fill);
+    let mut new = forge::openstack::image::NewImage::named(&format!("{tag}-base"));
+    new.tags = vec![tag.to_string()];
+    new.visibility = Some(forge::openstack::image::Visibility::Private);
+    cloud::active_image(images, &new, data.path()).await
+}
