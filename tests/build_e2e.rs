@@ -193,27 +193,12 @@ fn build_with_a_temporary_keypair_deletes_it() {
         text.push_str(&line);
         text.push('\n');
         if !authorized && line.trim_start().starts_with("temporary keypair: ") {
-            // CLOUD-INIT STAND-IN: fetch the public key Nova holds and authorize it.
+            // CLOUD-INIT STAND-IN: authorize the key Nova holds, as cloud-init would.
             let name = line
                 .trim_start()
                 .trim_start_matches("temporary keypair: ")
                 .to_string();
-            let public = rt.block_on(async {
-                let url = session
-                    .url("compute", &["os-keypairs", &name])
-                    .await
-                    .unwrap();
-                let v: serde_json::Value = session
-                    .send_json(reqwest::Method::GET, url, |r| r)
-                    .await
-                    .unwrap();
-                v["keypair"]["public_key"].as_str().unwrap().to_string()
-            });
-            let keys = host.read("/root/.ssh/authorized_keys").unwrap_or_default();
-            let mut keys = String::from_utf8(keys).unwrap();
-            keys.push_str(&public);
-            keys.push('\n');
-            host.write("/root/.ssh/authorized_keys", keys.as_bytes(), 0o600);
+            build::authorize_from_nova(&rt, &session, &host, &name);
             authorized = true;
         }
     }

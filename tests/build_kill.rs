@@ -26,7 +26,6 @@ use build::{forge_cleanup, journal_dir, leftovers, run_id, Knobs};
 use forge::journal::{self, Record};
 use forge::openstack::compute::ComputeClient;
 use forge::openstack::image::ImageClient;
-use forge::openstack::Session;
 
 /// Where the SIGKILL lands.
 #[derive(Clone, Copy)]
@@ -158,32 +157,6 @@ fn last_record(records: &[Record]) -> String {
     }
 }
 
-/// CLOUD-INIT STAND-IN: read the keypair's public key from Nova, as cloud-init would from the
-/// metadata service, and authorize it for root on the test host.
-fn authorize(
-    rt: &tokio::runtime::Runtime,
-    session: &Arc<Session>,
-    host: &hosts::TestHost,
-    name: &str,
-) {
-    let public = rt.block_on(async {
-        let url = session
-            .url("compute", &["os-keypairs", name])
-            .await
-            .unwrap();
-        let v: serde_json::Value = session
-            .send_json(reqwest::Method::GET, url, |r| r)
-            .await
-            .unwrap();
-        v["keypair"]["public_key"].as_str().unwrap().to_string()
-    });
-    let keys = host.read("/root/.ssh/authorized_keys").unwrap_or_default();
-    let mut keys = String::from_utf8(keys).unwrap();
-    keys.push_str(&public);
-    keys.push('\n');
-    host.write("/root/.ssh/authorized_keys", keys.as_bytes(), 0o600);
-}
-
 /// The test host's sshd behind a port on 127.0.0.1 that refuses connections until the
 /// temporary keypair is authorized. forge's connect step retries a refused connection, so the
 /// build waits for the CLOUD-INIT STAND-IN instead of racing it (a build that connects first
@@ -280,7 +253,7 @@ fn sigkill_in_every_step_then_cleanup_leaves_nothing() {
             let template = knobs.write(dir.path());
             let mut w = Watched::start(&template);
             let reached = w.wait_for(step, trigger, &mut |name| {
-                authorize(&rt, &session, &host, name);
+                build::authorize_from_nova(&rt, &session, &host, name);
                 gate.open();
             });
             w.kill();
@@ -557,7 +530,7 @@ fn cleanup_without_a_journal_sweeps_by_name_and_property() {
     let template = knobs.write(dir.path());
     let mut w = Watched::start(&template);
     let reached = w.wait_for("snapshot", Trigger::Created("image"), &mut |name| {
-        authorize(&rt, &session, &host, name);
+        build::authorize_from_nova(&rt, &session, &host, name);
         gate.open();
     });
     w.kill();

@@ -293,21 +293,8 @@ fn no_secret_reaches_logs_errors_manifests_journals_or_files() {
                 private_keys.push(k);
             }
         }
-        // CLOUD-INIT STAND-IN (the fake virt driver has none; see build_e2e.rs): authorize the
-        // keypair's public key on the test host, as cloud-init would from the metadata.
-        let public = rt.block_on(async {
-            let url = session
-                .url("compute", &["os-keypairs", name])
-                .await
-                .unwrap();
-            let v: serde_json::Value = session.send_json(Method::GET, url, |r| r).await.unwrap();
-            v["keypair"]["public_key"].as_str().unwrap().to_string()
-        });
-        let keys = host.read("/root/.ssh/authorized_keys").unwrap_or_default();
-        let mut keys = String::from_utf8(keys).unwrap();
-        keys.push_str(&public);
-        keys.push('\n');
-        host.write("/root/.ssh/authorized_keys", keys.as_bytes(), 0o600);
+        // CLOUD-INIT STAND-IN, as in the other build tests.
+        build::authorize_from_nova(&rt, &session, &host, name);
     });
     run_ids.extend(build::run_id(&stderr));
     evidence.add("run A stdout", stdout.clone());

@@ -320,3 +320,27 @@ pub async fn base_image(
     new.visibility = Some(forge::openstack::image::Visibility::Private);
     cloud::active_image(images, &new, data.path()).await
 }
+
+/// CLOUD-INIT STAND-IN (the fake virt driver boots nothing, so no cloud-init runs): read the
+/// keypair's public key from Nova, as cloud-init would from the metadata service, and authorize
+/// it for root on the test host.
+pub fn authorize_from_nova(
+    rt: &tokio::runtime::Runtime,
+    session: &Arc<Session>,
+    host: &hosts::TestHost,
+    keypair: &str,
+) {
+    let public = rt.block_on(async {
+        let url = session
+            .url("compute", &["os-keypairs", keypair])
+            .await
+            .unwrap();
+        let v: serde_json::Value = session.send_json(Method::GET, url, |r| r).await.unwrap();
+        v["keypair"]["public_key"].as_str().unwrap().to_string()
+    });
+    let keys = host.read("/root/.ssh/authorized_keys").unwrap_or_default();
+    let mut keys = String::from_utf8(keys).unwrap();
+    keys.push_str(&public);
+    keys.push('\n');
+    host.write("/root/.ssh/authorized_keys", keys.as_bytes(), 0o600);
+}
