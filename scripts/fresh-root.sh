@@ -76,7 +76,13 @@ EOF
 # This machine's apt settings for its registry (e.g. a frozen mirror's Valid-Until), as a CI
 # machine of the same site would have them. Nothing else of this machine's configuration is copied.
 for f in /etc/apt/apt.conf.d/99artifact-registry; do [ -f "$f" ] && cp "$f" "$R/etc/apt/apt.conf.d/"; done
-echo "nameserver 10.0.2.3" > "$R/etc/resolv.conf"          # slirp4netns' DNS forwarder
+# This machine's resolvers (reached through the NAT), unless they are on its loopback: then
+# slirp4netns' own DNS forwarder.
+if grep -q '^nameserver' /etc/resolv.conf && ! grep -qE '^nameserver +(127\.|::1)' /etc/resolv.conf; then
+  grep -E '^(nameserver|search|options)' /etc/resolv.conf > "$R/etc/resolv.conf"
+else
+  echo "nameserver 10.0.2.3" > "$R/etc/resolv.conf"
+fi
 echo forge-fresh > "$R/etc/hostname"
 printf '127.0.0.1 localhost\n127.0.1.1 forge-fresh\n::1 localhost ip6-localhost ip6-loopback\n' > "$R/etc/hosts"
 git clone -q --no-local "$HERE" "$R/src/forge"
@@ -126,6 +132,11 @@ unshare --net --mount --pid --uts --ipc --fork --kill-child --propagation privat
   ip link set lo up 2>/dev/null || true
   exec chroot "$R" env -i /var/log/fresh/run.sh' _ "$R" "$RUN" "$TOOLCHAIN" "$HOME" &
 NS=$!
+# slirp4netns configures the namespace of the pid it is given: never this machine's own.
+sleep 0.2
+if [ "$(readlink "/proc/$NS/ns/net")" = "$(readlink /proc/self/ns/net)" ]; then
+  echo "scripts/fresh-root.sh: pid $NS is not in a new network namespace" >&2; kill -KILL "$NS"; exit 1
+fi
 slirp4netns --configure --mtu=65520 --disable-host-loopback "$NS" tap0 > "$RUN/slirp4netns.log" 2>&1 &
 SLIRP=$!
 trap 'kill "$SLIRP" 2>/dev/null || true; kill -KILL "$NS" 2>/dev/null || true' EXIT
