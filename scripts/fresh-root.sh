@@ -12,6 +12,7 @@
 #             (CI machines have one too); /root/.cargo starts empty except rustup's proxies, so
 #             every crate is downloaded afresh.
 #   devices   this machine's /dev (loop devices, /dev/net/tun); libguestfs runs under TCG.
+#   site CAs  certificates this machine trusts beyond Debian's (a TLS proxy before crates.io).
 #
 # usage: scripts/fresh-root.sh [COMMAND]   (COMMAND runs in the clone, default: demo.sh then test.sh)
 #   FRESH_DIR (/var/tmp/fresh)  holds base/ (the pristine debootstrap, made once) and run-*/ (one
@@ -83,6 +84,25 @@ if grep -q '^nameserver' /etc/resolv.conf && ! grep -qE '^nameserver +(127\.|::1
 else
   echo "nameserver 10.0.2.3" > "$R/etc/resolv.conf"
 fi
+# The site's own CA certificates (a TLS-intercepting proxy in front of the registries, say): the
+# ones in this machine's bundle that no Debian package ships. They go where update-ca-certificates
+# (run when the project's scripts install ca-certificates) adds them to the root's bundle.
+mkdir -p "$R/usr/local/share/ca-certificates"
+python3 - "$R/usr/local/share/ca-certificates" <<'PY'
+import glob, re, sys
+pem = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.S)
+shipped = set()
+for f in glob.glob("/usr/share/ca-certificates/**/*.crt", recursive=True):
+    shipped.update(pem.findall(open(f, errors="replace").read()))
+try:
+    bundle = pem.findall(open("/etc/ssl/certs/ca-certificates.crt").read())
+except OSError:
+    bundle = []
+site = [c for c in bundle if c not in shipped]
+for i, c in enumerate(site):
+    open(f"{sys.argv[1]}/site-{i:02d}.crt", "w").write(c + "\n")
+print(f"==> {len(site)} site CA certificate(s) for the root")
+PY
 echo forge-fresh > "$R/etc/hostname"
 printf '127.0.0.1 localhost\n127.0.1.1 forge-fresh\n::1 localhost ip6-localhost ip6-loopback\n' > "$R/etc/hosts"
 git clone -q --no-local "$HERE" "$R/src/forge"
