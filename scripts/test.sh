@@ -24,6 +24,8 @@ setup() { # name script...
   pids+=($!); names+=("$name")
 }
 apt-get -o DPkg::Lock::Timeout=900 update -qq
+step "installing build dependencies (log: $LOGS/build-deps.log)"
+scripts/build-deps.sh > "$LOGS/build-deps.log" 2>&1 || { tail -n 40 "$LOGS/build-deps.log" >&2; exit 1; }
 # forge links libguestfs (the `guestfs` feature): its packages must be there before compiling.
 step "installing libguestfs packages (log: $LOGS/image-packages.log)"
 tests/image/setup.sh packages > "$LOGS/image-packages.log" 2>&1 \

@@ -91,7 +91,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check(args) => check::run(args, true),
         Command::Reconcile(args) => check::run(args, false),
         Command::Spec(cmd) => spec::run(cmd),
-        Command::Pack(args) => pack::run(args),
+        Command::Pack(args) => pack::run(args, progress),
         Command::Cleanup(args) => cleanup::run(args, progress),
         Command::Images(cmd) => images::run(cmd),
         Command::Completions(args) => docs::completions(args),

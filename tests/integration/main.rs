@@ -39,6 +39,7 @@ mod openstack_network;
 mod openstack_tls;
 mod openstack_upload;
 mod pack_cli;
+mod pack_pipeline;
 mod pack_remote;
 mod pipeline;
 mod secrets;
