@@ -14,6 +14,7 @@ use forge::openstack::compute::ComputeClient;
 use forge::openstack::image::ImageClient;
 
 #[test]
+#[ignore = "needs the test cloud and the SSH test hosts: tests/cloud/up.sh, tests/hosts/setup.sh"]
 fn build_publishes_the_image_and_leaves_nothing_behind() {
     if !cloud::available(true) {
         return;
@@ -157,6 +158,7 @@ impl<F: std::future::Future> CatchUnwindAsync for F {}
 /// Nova, as cloud-init would from the metadata service, and authorizes it on the test host. After
 /// the build the temporary keypair must be gone.
 #[test]
+#[ignore = "needs the test cloud and the SSH test hosts: tests/cloud/up.sh, tests/hosts/setup.sh"]
 fn build_with_a_temporary_keypair_deletes_it() {
     if !cloud::available(true) {
         return;

@@ -227,6 +227,7 @@ struct Row {
 }
 
 #[test]
+#[ignore = "needs the test cloud and the SSH test hosts: tests/cloud/up.sh, tests/hosts/setup.sh"]
 fn sigkill_in_every_step_then_cleanup_leaves_nothing() {
     if !cloud::available(true) {
         return;
@@ -354,6 +355,7 @@ fn killed_build(
 /// on one line. A login to another project than the journal's is refused. Then `--yes`
 /// deletes them.
 #[test]
+#[ignore = "needs the test cloud and the SSH test hosts: tests/cloud/up.sh, tests/hosts/setup.sh"]
 fn a_dry_run_lists_and_deletes_nothing() {
     if !cloud::available(true) {
         return;
@@ -425,6 +427,7 @@ fn a_dry_run_lists_and_deletes_nothing() {
 /// `--all-stale` cleans a killed run and skips, untouched, a build that is still running in
 /// the same journal directory.
 #[test]
+#[ignore = "needs the test cloud and the SSH test hosts: tests/cloud/up.sh, tests/hosts/setup.sh"]
 fn all_stale_skips_a_live_run() {
     if !cloud::available(true) {
         return;
@@ -510,6 +513,7 @@ fn all_stale_skips_a_live_run() {
 /// With no journal (another machine), `--run ID` finds the server by name, the keypair by
 /// name and the unfinished snapshot by its `forge_run_id` property, and deletes them.
 #[test]
+#[ignore = "needs the test cloud and the SSH test hosts: tests/cloud/up.sh, tests/hosts/setup.sh"]
 fn cleanup_without_a_journal_sweeps_by_name_and_property() {
     if !cloud::available(true) {
         return;
@@ -563,6 +567,7 @@ fn cleanup_without_a_journal_sweeps_by_name_and_property() {
 /// A build that finished ok: cleanup keeps its image, from the journal and, without one, by the
 /// publish step's `forge_build` property.
 #[test]
+#[ignore = "needs the test cloud and the SSH test hosts: tests/cloud/up.sh, tests/hosts/setup.sh"]
 fn a_finished_build_keeps_its_image() {
     if !cloud::available(true) {
         return;

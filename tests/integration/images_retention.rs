@@ -135,6 +135,7 @@ fn limit_between(older: &Image, younger: &Image) -> String {
 /// deletes exactly the two oldest. Last, a sixth build whose retention fails (a protected image)
 /// exits 3 and keeps its new image.
 #[test]
+#[ignore = "needs the test cloud and the SSH test hosts: tests/cloud/up.sh, tests/hosts/setup.sh"]
 fn keep_two_over_five_builds_hides_then_prune_deletes_by_real_age() {
     if !cloud::available(true) {
         return;
@@ -374,6 +375,7 @@ fn has_tag(images: &[(String, bool, Vec<String>)], id: &str, tag: &str) -> bool 
 /// foreign, inactive and missing images and hostile channel names, and a channel-tagged image
 /// survives a prune that would otherwise delete it.
 #[test]
+#[ignore = "needs the test cloud: tests/cloud/up.sh"]
 fn promote_moves_the_channel_tag_and_protects_the_image() {
     if !cloud::available(true) {
         return;
@@ -527,6 +529,7 @@ fn promote_moves_the_channel_tag_and_protects_the_image() {
 /// server appears after planning, not by `forge images prune --yes`; once the server is gone,
 /// prune deletes it.
 #[test]
+#[ignore = "needs the test cloud: tests/cloud/up.sh"]
 fn prune_refuses_an_image_in_use_by_a_server() {
     if !cloud::available(true) {
         return;
@@ -639,6 +642,7 @@ fn prune_refuses_an_image_in_use_by_a_server() {
 /// A project member cannot list other projects' servers: the checker falls back to its own
 /// project and will not vouch for an image other projects can see.
 #[test]
+#[ignore = "needs the test cloud: tests/cloud/up.sh"]
 fn a_non_admin_checks_its_own_project_and_never_vouches_for_shared_images() {
     if !cloud::available(true) {
         return;

@@ -21,6 +21,9 @@ mod hosts;
 #[cfg(feature = "guestfs")]
 #[path = "../image/mod.rs"]
 mod image;
+#[allow(clippy::duplicate_mod)] // also in each helper, which must work in any test binary
+#[path = "../infra/mod.rs"]
+mod infra;
 
 // Tests.
 mod build_e2e;
