@@ -18,6 +18,8 @@ mod cloud;
 #[macro_use]
 #[path = "../hosts/mod.rs"]
 mod hosts;
+#[path = "../fixture/mod.rs"]
+mod fixture;
 #[cfg(feature = "guestfs")]
 #[path = "../image/mod.rs"]
 mod image;
