@@ -18,9 +18,14 @@ mod cloud;
 #[macro_use]
 #[path = "../hosts/mod.rs"]
 mod hosts;
+#[path = "../fixture/mod.rs"]
+mod fixture;
 #[cfg(feature = "guestfs")]
 #[path = "../image/mod.rs"]
 mod image;
+#[allow(clippy::duplicate_mod)] // also in each helper, which must work in any test binary
+#[path = "../infra/mod.rs"]
+mod infra;
 
 // Tests.
 mod build_e2e;

@@ -126,6 +126,7 @@ async fn serve(fake: Arc<Mutex<FakeNeutron>>) -> String {
 }
 
 #[tokio::test]
+#[ignore = "needs the test cloud: tests/cloud/up.sh"]
 async fn floating_ip_allocate_associate_release() {
     if !cloud::available(false) {
         return;

@@ -24,6 +24,7 @@ fn peak_rss_kib() -> u64 {
 const CHILD: &str = "FORGE_TEST_UPLOAD_CHILD";
 
 #[test]
+#[ignore = "needs the test cloud: tests/cloud/up.sh"]
 fn upload_200_mib_streams_with_flat_memory_and_verified_checksum() {
     if std::env::var_os(CHILD).is_some() {
         return tokio::runtime::Runtime::new()

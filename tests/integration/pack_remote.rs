@@ -16,6 +16,7 @@ fn options(image: &std::path::Path) -> GuestfsOptions {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the libguestfs test image: tests/image/setup.sh"]
 async fn runs_commands_writes_files_and_closes() {
     let Some(base) = image::base_image() else {
         return;

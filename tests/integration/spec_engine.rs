@@ -930,19 +930,6 @@ async fn corpus_cdh_round_trips_on_a_satisfied_ubuntu_host() {
 
 // ---------------------------------------------------------------- LocalShell: real /bin/sh
 
-/// Whether `tool` exists; when it does not, the test is skipped, or fails under
-/// `FORGE_REQUIRE_INTEGRATION=1` (CI), where a Debian machine always has it.
-fn have(tool: &str) -> bool {
-    if Path::new(tool).exists() {
-        return true;
-    }
-    if std::env::var("FORGE_REQUIRE_INTEGRATION").as_deref() == Ok("1") {
-        panic!("{tool} is missing: these tests need a Debian-family machine");
-    }
-    eprintln!("skipped: {tool} is missing (not a Debian-family machine)");
-    false
-}
-
 /// A real remote on this machine: commands run through `/bin/sh -c`, files are really written.
 /// Used only with scripts and read-only checks (never package installs).
 struct LocalShell;
@@ -1005,10 +992,10 @@ async fn real_shell_hostile_values_arrive_verbatim_and_nothing_executes() {
 }
 
 #[tokio::test]
+#[ignore = "needs perl: apt-get install perl-base"]
 async fn real_shell_shebang_is_honoured_and_the_script_file_is_removed() {
-    if !have("/usr/bin/perl") {
-        return;
-    }
+    let missing = (!Path::new("/usr/bin/perl").exists()).then(|| "no /usr/bin/perl".to_string());
+    crate::infra::require("perl", "apt-get install perl-base", missing);
     let yaml = "validators:\n  - script:\n      s/perl:\n        output: perl_out\n  - script:\n      s/plain:\n        output: shell_out\n";
     let (spec, _d) = spec_from(
         yaml,
@@ -1044,15 +1031,18 @@ async fn real_shell_shebang_is_honoured_and_the_script_file_is_removed() {
 
 /// The debian check command against this machine's real dpkg database.
 #[tokio::test]
+#[ignore = "needs dpkg-query: a Debian-family machine"]
 async fn real_dpkg_check_command() {
-    if std::process::Command::new("dpkg-query")
+    let missing = std::process::Command::new("dpkg-query")
         .arg("--version")
         .output()
-        .is_err()
-    {
-        eprintln!("skipped: dpkg-query is not installed (not a Debian-family machine)");
-        return;
-    }
+        .err()
+        .map(|e| format!("dpkg-query: {e}"));
+    crate::infra::require(
+        "dpkg-query",
+        "a Debian-family machine (apt-get install dpkg)",
+        missing,
+    );
     let bash_version = std::process::Command::new("dpkg-query")
         .args(["-W", "-f=${Version}", "bash"])
         .output()
