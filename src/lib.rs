@@ -15,6 +15,7 @@
 //! - [`retention`]: which of a build's images to keep, hide or delete; channel promotion.
 //! - [`cli`]: the thin command layer behind `src/main.rs`.
 
+pub mod build;
 pub mod cleanup;
 pub mod cli;
 pub mod disk;
@@ -22,6 +23,7 @@ pub mod fingerprint;
 pub mod journal;
 pub mod lock;
 pub mod manifest;
+pub mod names;
 pub mod openstack;
 pub mod pipeline;
 pub mod remote;

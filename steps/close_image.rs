@@ -1,4 +1,4 @@
-//! Step 3 of an image-file build, close image: unmount, sync and close the libguestfs session
+//! Close image: unmount, sync and close the libguestfs session
 //! (a failed sync fails the build), then flatten overlay and input into a standalone qcow2: the
 //! template's `output`, or a temp file `upload image` sends and `open image`'s cleanup removes.
 //! Cleanup removes the `output` this step wrote unless the build succeeded: a failed build

@@ -1,4 +1,4 @@
-//! Step 6, connect: open the SSH session provisioners use, retrying until `ssh_timeout`
+//! Connect: open the SSH session provisioners use, retrying until `ssh_timeout`
 //! (cancellable), a rejected key included (cloud-init may not have installed it yet).
 //! `ssh_host` overrides the server's address. The host key of a server this build
 //! just booted cannot be known beforehand, so it is trusted on first sight and pinned for the

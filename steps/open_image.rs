@@ -1,4 +1,4 @@
-//! Step 1 of an image-file build, open image: check the input's format, make a copy-on-write
+//! Open image: check the input's format, make a copy-on-write
 //! overlay over it in a private temp dir (the input is never written), and open the overlay
 //! through libguestfs (one appliance launch). The session becomes the build's
 //! [`BuildState::remote`]. Cleanup closes the session if `close image` did not, and removes the

@@ -1,4 +1,4 @@
-//! Step 4 of an image-file build, upload image: create the Glance image (recorded in the
+//! Upload image: create the Glance image (recorded in the
 //! journal before the call and the moment Glance returns its id), stream the packed qcow2 into
 //! it with its checksum verified, and wait until it is active (bounded by `image_timeout`,
 //! cancellable). Like the snapshot step, it owns the image until the build succeeds: cleanup
@@ -12,6 +12,8 @@ use anyhow::{anyhow, Context};
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
+use crate::journal::Kind;
+use crate::names;
 use crate::openstack::image::{Image, ImageClient, NewImage};
 use crate::openstack::wait::WaitOptions;
 use crate::pipeline::{Progress, Step, StepContext};
@@ -40,10 +42,10 @@ impl Step<BuildState> for UploadImageStep {
         new.disk_format = "qcow2".into();
         // As a snapshot carries it from createImage: `forge cleanup` and the tests find an
         // unfinished image by it before publish runs.
-        new.properties = BTreeMap::from([("forge_run_id".to_string(), state.run_id.clone())]);
+        new.properties = BTreeMap::from([(names::RUN_ID.to_string(), state.run_id.clone())]);
         state
             .journal
-            .intent(self.name(), "image", &self.image_name)?;
+            .intent(self.name(), Kind::Image, &self.image_name)?;
         let created = self
             .images
             .create(&new)
@@ -52,7 +54,7 @@ impl Step<BuildState> for UploadImageStep {
         state.image_id = Some(created.id.clone());
         state
             .journal
-            .created(self.name(), "image", &self.image_name, &created.id)?;
+            .created(self.name(), Kind::Image, &self.image_name, &created.id)?;
         cx.progress
             .println(&format!("    image: {} ({})", self.image_name, created.id));
         upload_and_wait(
