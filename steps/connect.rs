@@ -23,9 +23,24 @@ pub struct ConnectStep {
     pub port: u16,
     pub timeout: Duration,
     /// Holds the per-build known_hosts file.
-    pub known_hosts_dir: Option<tempfile::TempDir>,
+    known_hosts_dir: Option<tempfile::TempDir>,
     /// The session this step opened (also in `state.remote`), kept typed so cleanup can close it.
-    pub session: Option<Arc<SshRemote>>,
+    session: Option<Arc<SshRemote>>,
+}
+
+impl ConnectStep {
+    /// Connect as `username` to `host` (the server's address when `None`) on `port`, trying for
+    /// at most `timeout`.
+    pub fn new(username: String, host: Option<String>, port: u16, timeout: Duration) -> Self {
+        ConnectStep {
+            username,
+            host,
+            port,
+            timeout,
+            known_hosts_dir: None,
+            session: None,
+        }
+    }
 }
 
 #[async_trait]

@@ -95,14 +95,12 @@ pub fn openstack_pipeline(
         }));
     }
     steps.extend([
-        Box::new(connect::ConnectStep {
-            username: src.ssh.username.clone(),
-            host: src.ssh.host.clone(),
-            port: src.ssh.port,
-            timeout: t.ssh,
-            known_hosts_dir: None,
-            session: None,
-        }) as Box<dyn Step<BuildState>>,
+        Box::new(connect::ConnectStep::new(
+            src.ssh.username.clone(),
+            src.ssh.host.clone(),
+            src.ssh.port,
+            t.ssh,
+        )) as Box<dyn Step<BuildState>>,
         Box::new(provision::ProvisionStep {
             provisioners,
             verify,

@@ -16,14 +16,12 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::fingerprint::Inputs;
 use crate::journal::Journal;
-use crate::manifest;
 use crate::names;
 use crate::pipeline::{OnError, Outcome, Progress, Runner, Step};
 use crate::steps::provision::Provisioner;
 use crate::steps::{self, BuildState, Clients};
-use crate::template::{Build, PostProcessor, Source, Template, UserData};
+use crate::template::{Build, Source, Template, UserData};
 
 /// How `forge build` was asked to build.
 #[derive(Debug, Clone)]
@@ -63,8 +61,8 @@ pub struct Prepared<'t> {
     provisioners: Vec<Provisioner>,
     /// The OpenStack source's user data, as the server gets it.
     user_data: Option<Vec<u8>>,
-    /// The static fingerprint inputs (OpenStack sources only).
-    inputs: Option<Inputs>,
+    /// The digest of the static fingerprint inputs (OpenStack sources only).
+    inputs_digest: Option<String>,
 }
 
 /// Load what build `build` of `src` needs before anything is created: every spec (its
@@ -77,7 +75,7 @@ pub fn prepare<'t>(
 ) -> anyhow::Result<Prepared<'t>> {
     let label = names::build_label(build, src);
     let provisioners = load::load_provisioners(build, &opts.resource_roots)?;
-    let (user_data, inputs) = match src {
+    let (user_data, inputs_digest) = match src {
         Source::OpenStack(s) => {
             let user_data = match &s.user_data {
                 None => None,
@@ -90,7 +88,7 @@ pub fn prepare<'t>(
             // Only OpenStack sources are fingerprinted (`--skip-unchanged`); see `fingerprint.rs`.
             let inputs = load::inputs(template, &label, s, user_data.as_deref(), &provisioners);
             tracing::debug!("fingerprint inputs: {}", inputs.canonical());
-            (user_data, Some(inputs))
+            (user_data, Some(inputs.digest()))
         }
         Source::ImageFile(_) => (None, None),
     };
@@ -102,7 +100,7 @@ pub fn prepare<'t>(
         run_id: uuid::Uuid::new_v4().to_string(),
         provisioners,
         user_data,
-        inputs,
+        inputs_digest,
     })
 }
 
@@ -142,7 +140,7 @@ impl Prepared<'_> {
             run_id,
             provisioners,
             user_data,
-            inputs,
+            inputs_digest,
         } = self;
         let journal_path = opts
             .journal
@@ -155,7 +153,7 @@ impl Prepared<'_> {
         let mut state = BuildState {
             run_id: run_id.clone(),
             journal,
-            inputs_digest: inputs.map(|i| i.digest()),
+            inputs_digest,
             ..BuildState::default()
         };
 
@@ -236,16 +234,9 @@ impl Prepared<'_> {
         }
 
         let entry = report::manifest_entry(&label, src.kind().label(), &run_id, &state, &report);
-        for pp in &build.post_processors {
-            match pp {
-                PostProcessor::Manifest { output } => {
-                    if let Err(e) = manifest::append(output, entry.clone()) {
-                        eprintln!("forge build: manifest: {e}");
-                        return Ok(Ended::Failed);
-                    }
-                    progress.println(&format!("==> manifest: {}", output.display()));
-                }
-            }
+        if let Err(e) = report::write_manifests(build, &entry, progress) {
+            eprintln!("forge build: manifest: {e}");
+            return Ok(Ended::Failed);
         }
         if let Some(image) = &state.image {
             println!("{}", image.id);

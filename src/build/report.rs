@@ -3,12 +3,29 @@
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::manifest::{BuildEntry, ResourceEntry, SourceImageEntry, StepEntry};
+use crate::manifest::{self, BuildEntry, ResourceEntry, SourceImageEntry, StepEntry};
 use crate::names;
 use crate::openstack::image::Image;
-use crate::pipeline::Report;
+use crate::pipeline::{Progress, Report};
 use crate::steps::BuildState;
-use crate::template::Template;
+use crate::template::{Build, PostProcessor, Template};
+
+/// Append `entry` to the file of every `manifest` post-processor of `build`.
+pub(super) fn write_manifests(
+    build: &Build,
+    entry: &BuildEntry,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    for pp in &build.post_processors {
+        match pp {
+            PostProcessor::Manifest { output } => {
+                manifest::append(output, entry.clone())?;
+                progress.println(&format!("==> manifest: {}", output.display()));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Print how the build ended, the failed cleanups and (with `--on-error=abort`) the leftovers.
 pub(super) fn summarize(label: &str, report: &Report, template: &Template) {

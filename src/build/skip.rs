@@ -4,15 +4,15 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 
-use super::report::{source_entry, unix_now};
+use super::report::{source_entry, unix_now, write_manifests};
 use crate::fingerprint;
-use crate::manifest::{self, BuildEntry};
+use crate::manifest::BuildEntry;
 use crate::names;
 use crate::openstack::image::{Image, ImageQuery, ImageStatus};
 use crate::pipeline::Progress;
 use crate::steps::source_image::{self, Resolved};
 use crate::steps::Clients;
-use crate::template::{Build, OpenStackSource, PostProcessor};
+use crate::template::{Build, OpenStackSource};
 
 /// `--skip-unchanged`: resolve the source image (for the source-image step too), compute the
 /// fingerprint and ask Glance for the newest active image of this project that carries it.
@@ -68,14 +68,7 @@ pub(super) fn skipped(
         fingerprint: Some(fp.to_string()),
         ..BuildEntry::default()
     };
-    for pp in &build.post_processors {
-        match pp {
-            PostProcessor::Manifest { output } => {
-                manifest::append(output, entry.clone())?;
-                progress.println(&format!("==> manifest: {}", output.display()));
-            }
-        }
-    }
+    write_manifests(build, &entry, progress)?;
     println!("{}", image.id);
     Ok(())
 }

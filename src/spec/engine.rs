@@ -161,14 +161,14 @@ pub async fn run(
     }
 }
 
-/// Declared arguments in declaration order, each from the caller or its default
-/// (sahara-reference §2.2). Every problem is reported, one per line.
 /// Check `args` against the spec's declarations (unknown names, required arguments, choices)
 /// without touching a remote: what the CLIs call before connecting or launching an appliance.
 pub fn check_arguments(spec: &Spec, args: &BTreeMap<String, String>) -> Result<(), RunError> {
     resolve_arguments(spec, args).map(|_| ())
 }
 
+/// Declared arguments in declaration order, each from the caller or its default
+/// (sahara-reference §2.2). Every problem is reported, one per line.
 fn resolve_arguments(
     spec: &Spec,
     args: &BTreeMap<String, String>,
