@@ -4,7 +4,6 @@
 //!
 //! When the cloud is not running, a test prints `skipped: ...` and returns, or fails when
 //! `FORGE_REQUIRE_INTEGRATION=1` (CI) is set.
-#![allow(dead_code)] // each test binary uses a different subset
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpStream};

@@ -4,7 +4,6 @@
 //!
 //! When the base is missing the tests print `skipped: ...` and pass, unless
 //! `FORGE_REQUIRE_INTEGRATION=1` (CI), where they fail naming the setup script.
-#![allow(dead_code)] // each test file uses a different subset
 
 use std::collections::BTreeMap;
 use std::hash::Hasher;
@@ -104,7 +103,6 @@ static NEXT: AtomicUsize = AtomicUsize::new(0);
 #[derive(Debug)]
 pub struct TestHost {
     pub name: String,
-    pub index: usize,
     pub addr: String,
     dir: PathBuf,
 }
@@ -131,7 +129,6 @@ impl TestHost {
                     return Some(TestHost {
                         dir: testhosts_dir().join("hosts").join(&name),
                         name,
-                        index,
                         addr,
                     });
                 }

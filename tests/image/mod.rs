@@ -4,7 +4,6 @@
 //!
 //! libguestfs runs here under TCG (`LIBGUESTFS_BACKEND_SETTINGS=force_tcg`): KVM is unusable on
 //! the CI machines. Each appliance launch costs about 15 s, so tests keep launches few.
-#![allow(dead_code)] // each test file uses a different part of this module
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -74,7 +73,8 @@ pub fn set_guestfs_env_once() {
 
 /// A copy-on-write overlay of the base image in its own temp dir; the base is never written.
 pub struct Overlay {
-    pub dir: tempfile::TempDir,
+    /// Held, not read: dropping it removes the overlay.
+    _dir: tempfile::TempDir,
     pub path: PathBuf,
 }
 
@@ -95,7 +95,7 @@ pub fn overlay(base: &Path, name: &str) -> Overlay {
         "qemu-img create: {}",
         text(&out.stderr)
     );
-    Overlay { dir, path }
+    Overlay { _dir: dir, path }
 }
 
 /// `forge` with the libguestfs environment set.

@@ -4,9 +4,9 @@
 //! changed, never counts a failed run as up to date; the per-template lock refuses a second
 //! concurrent run.
 
-mod build;
-mod cloud;
-mod hosts;
+use crate::build;
+use crate::cloud;
+use crate::hosts;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

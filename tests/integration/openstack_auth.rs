@@ -2,7 +2,7 @@
 //! credential and token (OS_* variables), catalog lookup, and secrets absent from every
 //! Debug and error text.
 
-mod cloud;
+use crate::cloud;
 
 use std::panic::AssertUnwindSafe;
 

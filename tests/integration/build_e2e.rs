@@ -5,9 +5,9 @@
 //! Servers booted by the fake driver have no network, so the template's `ssh_host` points at a
 //! test host (network namespace + real sshd). Packer needs the same arrangement.
 
-mod build;
-mod cloud;
-mod hosts;
+use crate::build;
+use crate::cloud;
+use crate::hosts;
 
 use build::{forge_build, leftovers, Knobs};
 use forge::openstack::compute::ComputeClient;

@@ -1,4 +1,6 @@
-//! The validator engine's semantics (validator-spec.md), against two remotes:
+//! The validator engine's semantics (validator-spec.md), one command per remote call
+//! (`spec::run_unbatched`: these tests pin exact command sequences; `spec_batch.rs` proves the
+//! batched path reaches the same results), against two remotes:
 //!
 //! - `FakeRemote`, a hand-written fake (named so on purpose): it records every call and answers
 //!   from a closure, so tests can pin exact command sequences, pass structure and round-trip
@@ -53,7 +55,7 @@ async fn run(
     a: &BTreeMap<String, String>,
     mode: Mode,
 ) -> Result<RunReport, RunError> {
-    spec::run(spec, remote, a, &opts(mode), &CancellationToken::new()).await
+    spec::run_unbatched(spec, remote, a, &opts(mode), &CancellationToken::new()).await
 }
 
 fn failures(r: Result<RunReport, RunError>) -> Vec<spec::Failure> {
@@ -389,7 +391,7 @@ async fn os_case_pick(cases: &[&str], distro: &str) -> Option<String> {
         mode: Mode::Reconcile,
         distro_override: Some(distro.into()),
     };
-    let report = spec::run(&spec, &remote, &args(&[]), &o, &CancellationToken::new())
+    let report = spec::run_unbatched(&spec, &remote, &args(&[]), &o, &CancellationToken::new())
         .await
         .unwrap();
     assert!(remote.calls().is_empty(), "distro_override saves the query");
@@ -854,7 +856,7 @@ fn run_future_is_send() {
     let a = args(&[]);
     let o = opts(Mode::TestOnly);
     let cancel = CancellationToken::new();
-    let fut = spec::run(&spec, &remote, &a, &o, &cancel);
+    let fut = spec::run_unbatched(&spec, &remote, &a, &o, &cancel);
     assert_send(&fut);
 }
 
@@ -864,7 +866,7 @@ async fn cancelled_before_start_makes_no_call() {
     let remote = FakeRemote::satisfied("debian");
     let cancel = CancellationToken::new();
     cancel.cancel();
-    let r = spec::run(&spec, &remote, &args(&[]), &opts(Mode::Reconcile), &cancel).await;
+    let r = spec::run_unbatched(&spec, &remote, &args(&[]), &opts(Mode::Reconcile), &cancel).await;
     assert!(matches!(r, Err(RunError::Cancelled)), "{r:?}");
     assert!(remote.calls().is_empty());
 }
@@ -884,7 +886,7 @@ async fn cancel_interrupts_a_hanging_remote_call() {
     });
     let r = tokio::time::timeout(
         Duration::from_secs(10),
-        spec::run(&spec, &remote, &args(&[]), &opts(Mode::Reconcile), &cancel),
+        spec::run_unbatched(&spec, &remote, &args(&[]), &opts(Mode::Reconcile), &cancel),
     )
     .await
     .expect("the run must stop when cancelled");

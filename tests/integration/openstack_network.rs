@@ -6,7 +6,7 @@
 //! goes through the real Keystone; only the network endpoint is pointed at the fake, through
 //! the `network_endpoint_override` setting that users have too.
 
-mod cloud;
+use crate::cloud;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 //! type, `any`'s two passes, the argument map flowing between validators, shebangs. Effects are
 //! read straight from the host's file tree, not through forge.
 
-mod hosts;
+use crate::hosts;
 
 use std::collections::BTreeMap;
 

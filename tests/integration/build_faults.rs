@@ -3,9 +3,9 @@
 //! after each run, list the cloud's servers, keypairs and images of that run and assert that
 //! nothing forge created remains and the source image is untouched. Prints the matrix.
 
-mod build;
-mod cloud;
-mod hosts;
+use crate::build;
+use crate::cloud;
+use crate::hosts;
 
 use std::io::{BufRead, BufReader};
 use std::sync::mpsc;

@@ -10,9 +10,9 @@
 //! Then stdout, stderr, the manifest, the journal and every file forge wrote (its state dir,
 //! its temp dir, its HOME) are searched for each of them; `forge validate --json` too.
 
-mod build;
-mod cloud;
-mod hosts;
+use crate::build;
+use crate::cloud;
+use crate::hosts;
 
 use std::collections::BTreeSet;
 use std::io::BufRead;

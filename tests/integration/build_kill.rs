@@ -11,9 +11,9 @@
 //! The fake virt driver has no cloud-init, so a CLOUD-INIT STAND-IN (hand-written, named as
 //! such) authorizes a temporary keypair's public key on the test host, as in `build_e2e.rs`.
 
-mod build;
-mod cloud;
-mod hosts;
+use crate::build;
+use crate::cloud;
+use crate::hosts;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! Nova client against the real test cloud (fake virt driver; see tests/cloud/up.sh for the
 //! snapshot-upload stand-in): flavors, keypairs, a server's whole life, and nothing left over.
 
-mod cloud;
+use crate::cloud;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

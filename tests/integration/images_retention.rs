@@ -7,9 +7,9 @@
 //! build `t.pkr.hcl` concurrently. Images older than a limit are never fabricated: the only
 //! age used is Glance's real `created_at`, with limits chosen between real values.
 
-mod build;
-mod cloud;
-mod hosts;
+use crate::build;
+use crate::cloud;
+use crate::hosts;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

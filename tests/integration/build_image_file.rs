@@ -6,10 +6,9 @@
 //! Appliance launches: three `forge build`s (one each) plus one `guestfish` read-back.
 #![cfg(feature = "guestfs")]
 
-mod build;
-mod cloud;
-mod hosts;
-mod image;
+use crate::build;
+use crate::cloud;
+use crate::image;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! `tests/image/setup.sh`; two appliance launches.
 #![cfg(feature = "guestfs")]
 
-mod image;
+use crate::image;
 
 use forge::remote::guestfs::{GuestfsError, GuestfsOptions, GuestfsRemote};
 use forge::remote::{shell_quote, Remote, RemoteError};

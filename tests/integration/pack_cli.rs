@@ -3,8 +3,8 @@
 //! image; results are read back with `guestfish`, independently of forge. Six appliance launches; the --output test also uploads to the test cloud.
 #![cfg(feature = "guestfs")]
 
-mod cloud;
-mod image;
+use crate::cloud;
+use crate::image;
 
 use std::path::Path;
 

@@ -7,7 +7,7 @@
 //! certificate problem, no secret); `cacert` from clouds.yaml, `OS_CACERT` or the template
 //! makes it succeed; `insecure` succeeds with a warning.
 
-mod cloud;
+use crate::cloud;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

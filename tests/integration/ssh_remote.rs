@@ -1,7 +1,7 @@
 //! The SSH remote against real OpenSSH hosts (tests/hosts): authentication, host-key checking,
 //! connect timeouts, cancellation, sudo, and the command/file/script primitives the engine uses.
 
-mod hosts;
+use crate::hosts;
 
 use std::time::{Duration, Instant};
 

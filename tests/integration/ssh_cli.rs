@@ -2,7 +2,7 @@
 //! exit codes, failure listings with spec locations, package installs from the local apt repo,
 //! hostile argument values, test-only leaving the host untouched, sudo, a real corpus spec.
 
-mod hosts;
+use crate::hosts;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

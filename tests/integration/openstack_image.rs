@@ -1,6 +1,6 @@
 //! Glance client and the source-image step against the real test cloud (tests/cloud/up.sh).
 
-mod cloud;
+use crate::cloud;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
