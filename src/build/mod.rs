@@ -65,13 +65,15 @@ pub struct Prepared<'t> {
     inputs_digest: Option<String>,
 }
 
-/// Load what build `build` of `src` needs before anything is created: every spec (its
-/// arguments checked) and script, the user data file; the fingerprint inputs from those.
+/// Load what run `run_id` of build `build` of `src` needs before anything is created: every
+/// spec (its arguments checked) and script, the user data file; the fingerprint inputs from
+/// those.
 pub fn prepare<'t>(
     opts: &Options,
     template: &'t Template,
     build: &'t Build,
     src: &'t Source,
+    run_id: &str,
 ) -> anyhow::Result<Prepared<'t>> {
     let label = names::build_label(build, src);
     let provisioners = load::load_provisioners(build, &opts.resource_roots)?;
@@ -97,7 +99,7 @@ pub fn prepare<'t>(
         build,
         src,
         label,
-        run_id: uuid::Uuid::new_v4().to_string(),
+        run_id: run_id.to_string(),
         provisioners,
         user_data,
         inputs_digest,

@@ -140,22 +140,21 @@ async fn build_one(
     progress: &Progress,
     cancel: &CancellationToken,
 ) -> Ended {
-    let fail = |label: &str, e: anyhow::Error| {
+    let label = names::build_label(b, src);
+    let run_id = uuid::Uuid::new_v4().to_string();
+    progress.println(&format!("==> build {label} (run {run_id})"));
+    let fail = |e: anyhow::Error| {
         let e = template.redact(&format!("{e:#}"));
         eprintln!("forge build: {label}: {e}");
         Ended::Failed
     };
-    let prepared = match build::prepare(opts, template, b, src) {
+    let prepared = match build::prepare(opts, template, b, src, &run_id) {
         Ok(p) => p,
-        Err(e) => return fail(&names::build_label(b, src), e),
+        Err(e) => return fail(e),
     };
-    progress.println(&format!(
-        "==> build {} (run {})",
-        prepared.label, prepared.run_id
-    ));
     match connect(src.auth()).await {
         Ok(clients) => prepared.run(opts, &clients, progress, cancel).await,
-        Err(e) => fail(&prepared.label, e),
+        Err(e) => fail(e),
     }
 }
 
@@ -239,7 +238,21 @@ pub(crate) async fn connect(auth: &Auth) -> anyhow::Result<Clients> {
 
 #[cfg(test)]
 mod tests {
-    use super::{worst, RETENTION_FAILED};
+    use super::{exit_code, worst, Ended, RETENTION_FAILED};
+
+    #[test]
+    fn how_a_build_ended_maps_to_the_documented_codes() {
+        let built = |clean, retention_ok| Ended::Built {
+            clean,
+            retention_ok,
+        };
+        assert_eq!(exit_code(built(true, true)), 0);
+        assert_eq!(exit_code(built(false, true)), 1);
+        assert_eq!(exit_code(built(false, false)), 1);
+        assert_eq!(exit_code(built(true, false)), RETENTION_FAILED);
+        assert_eq!(exit_code(Ended::Failed), 1);
+        assert_eq!(exit_code(Ended::Interrupted), 130);
+    }
 
     #[test]
     fn a_failed_build_outranks_a_failed_retention() {

@@ -41,6 +41,7 @@ mod openstack_upload;
 mod pack_cli;
 mod pack_remote;
 mod pipeline;
+mod seam_build_images;
 mod secrets;
 mod spec_batch;
 mod spec_engine;

@@ -4,7 +4,7 @@
 //! build (they used to answer "has no OpenStack build"). The build's images are made directly
 //! in Glance with the identity properties publish sets: nothing is built here.
 
-mod cloud;
+use crate::cloud;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
