@@ -25,6 +25,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::journal::{self, CloudInfo, Journal, JournalError, Record};
+use crate::names;
 use crate::openstack::compute::ComputeClient;
 use crate::openstack::image::{ImageClient, ImageQuery};
 use crate::openstack::network::NetworkClient;
@@ -133,7 +134,7 @@ impl Run {
             None => true,
             Some(ok) => journal::resources(&self.records)
                 .iter()
-                .any(|r| !(r.deleted || ok && r.kind == "image")),
+                .any(|r| !(r.deleted || ok && r.kind == Kind::Image)),
         }
     }
 }
@@ -191,32 +192,8 @@ pub fn scan(dir: &Path) -> Result<(Vec<Run>, Vec<JournalError>), CleanupError> {
     Ok((runs, errors))
 }
 
-/// Resource kinds, in deletion order (the reverse of creation order).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Kind {
-    Image,
-    FloatingIp,
-    Server,
-    Keypair,
-}
-
-impl Kind {
-    /// The journal's name for the kind.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Image => "image",
-            Kind::FloatingIp => "floating_ip",
-            Kind::Server => "server",
-            Kind::Keypair => "keypair",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Kind> {
-        [Kind::Image, Kind::FloatingIp, Kind::Server, Kind::Keypair]
-            .into_iter()
-            .find(|k| k.as_str() == s)
-    }
-}
+/// Resource kinds, in deletion order: the journal's.
+pub use crate::journal::Kind;
 
 /// One cloud resource of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -335,7 +312,7 @@ pub async fn plan(run: &Run, cloud: &Cloud) -> Result<Plan, CleanupError> {
     let mut found: Vec<Target> = Vec::new();
 
     for r in journal::resources(&run.records).into_iter().rev() {
-        let (Some(kind), Some(id), false) = (Kind::parse(&r.kind), r.id.clone(), r.deleted) else {
+        let (kind, Some(id), false) = (r.kind, r.id.clone(), r.deleted) else {
             // Intent only (the sweep looks for it) or already deleted.
             continue;
         };
@@ -352,11 +329,11 @@ pub async fn plan(run: &Run, cloud: &Cloud) -> Result<Plan, CleanupError> {
         }
     }
 
-    let server_name = format!("forge-{run_id}");
+    let server_name = names::server_name(run_id);
     for s in cloud.compute.list_servers(Some(&server_name)).await? {
         // Nova's name filter is a regular expression that also matches longer names.
         if s.name == server_name
-            || s.metadata.get("forge_run_id").map(String::as_str) == Some(run_id)
+            || s.metadata.get(names::RUN_ID).map(String::as_str) == Some(run_id)
         {
             found.push(Target {
                 kind: Kind::Server,
@@ -366,7 +343,7 @@ pub async fn plan(run: &Run, cloud: &Cloud) -> Result<Plan, CleanupError> {
             });
         }
     }
-    let keypair = format!("forge-{run_id}-key");
+    let keypair = names::keypair_name(run_id);
     match cloud.compute.get_keypair(&keypair).await {
         Ok(k) => found.push(Target {
             kind: Kind::Keypair,
@@ -378,14 +355,14 @@ pub async fn plan(run: &Run, cloud: &Cloud) -> Result<Plan, CleanupError> {
         Err(e) => return Err(e.into()),
     }
     let query = ImageQuery {
-        properties: [("forge_run_id".to_string(), run_id.to_string())].into(),
+        properties: [(names::RUN_ID.to_string(), run_id.to_string())].into(),
         // An admin sees every project's images: only this project's are ours to delete.
         owner: cloud.info.project_id.clone(),
         ..ImageQuery::default()
     };
     for i in cloud.images.list(&query, Some(100)).await? {
         // A snapshot blanks the `forge_build` it may inherit from its source; only publish sets it.
-        let published = i.property("forge_build").is_some_and(|b| !b.is_empty());
+        let published = i.property(names::BUILD).is_some_and(|b| !b.is_empty());
         let t = Target {
             kind: Kind::Image,
             name: i.name.clone().unwrap_or_default(),
@@ -403,7 +380,7 @@ pub async fn plan(run: &Run, cloud: &Cloud) -> Result<Plan, CleanupError> {
             found.push(t);
         }
     }
-    let fip_label = format!("forge-{run_id}-fip");
+    let fip_label = names::floating_ip_label(run_id);
     match cloud.network.list_floating_ips(&fip_label).await {
         Ok(fips) => found.extend(fips.into_iter().map(|f| Target {
             kind: Kind::FloatingIp,
@@ -502,11 +479,11 @@ pub async fn execute(
     for pass in 0..3 {
         let mut plan = plan(run, cloud).await?;
         plan.delete
-            .retain(|t| !handled.contains(&(t.kind.as_str(), t.id.clone())));
+            .retain(|t| !handled.contains(&(t.kind, t.id.clone())));
         if pass == 0 {
             for t in &plan.gone {
                 if let Some(j) = journal.as_deref_mut() {
-                    j.deleted(t.kind.as_str(), &t.id)?;
+                    j.deleted(t.kind, &t.id)?;
                 }
             }
         }
@@ -528,9 +505,9 @@ pub async fn execute(
                         }
                     ));
                     if let Some(j) = journal.as_deref_mut() {
-                        j.deleted(t.kind.as_str(), &t.id)?;
+                        j.deleted(t.kind, &t.id)?;
                     }
-                    handled.insert((t.kind.as_str(), t.id.clone()));
+                    handled.insert((t.kind, t.id.clone()));
                     out.deleted.push(t);
                 }
                 Err(e) => {
@@ -564,11 +541,16 @@ mod tests {
         }
     }
 
+    /// A kind as an old journal spells it.
+    fn kind_of(s: &str) -> Kind {
+        serde_json::from_value(serde_json::Value::String(s.into())).unwrap()
+    }
+
     fn intent(kind: &str, name: &str) -> Record {
         Record::Intent {
             run_id: "r1".into(),
             step: "s".into(),
-            kind: kind.into(),
+            kind: kind_of(kind),
             name: name.into(),
         }
     }
@@ -577,7 +559,7 @@ mod tests {
         Record::Created {
             run_id: "r1".into(),
             step: "s".into(),
-            kind: kind.into(),
+            kind: kind_of(kind),
             name: name.into(),
             id: id.into(),
         }
@@ -586,7 +568,7 @@ mod tests {
     fn deleted(kind: &str, id: &str) -> Record {
         Record::Deleted {
             run_id: "r1".into(),
-            kind: kind.into(),
+            kind: kind_of(kind),
             id: id.into(),
         }
     }
@@ -680,12 +662,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let live_path = dir.path().join("a.jsonl");
         let mut live = Journal::create(&live_path, "live-1").unwrap();
-        live.intent("keypair", "keypair", "forge-live-1-key")
+        live.intent("keypair", Kind::Keypair, "forge-live-1-key")
             .unwrap();
         let dead_path = dir.path().join("b.jsonl");
         {
             let mut dead = Journal::create(&dead_path, "dead-1").unwrap();
-            dead.intent("boot server", "server", "forge-dead-1")
+            dead.intent("boot server", Kind::Server, "forge-dead-1")
                 .unwrap();
         } // dropped: lock released, as when the process dies
         {

@@ -35,31 +35,20 @@
 //! fingerprint on every run: that is honest, the image content would differ.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::names;
 use crate::openstack::image::Image;
 use crate::spec::{Spec, Validator, ValidatorKind};
-use crate::template::{OpenStackSource, Template, UserData};
+use crate::template::{Argument, OpenStackSource, Template, UserData};
 
 /// The version tag of the canonical form; bump it when the form changes.
 pub const FORMAT: &str = "forge-fingerprint/1";
 
 /// What stands in for a sensitive value.
 const SENSITIVE: &str = "<sensitive>";
-
-/// Errors reading the files the fingerprint covers.
-#[derive(Debug, thiserror::Error)]
-pub enum FingerprintError {
-    #[error("{what} {path}: {source}")]
-    Read {
-        what: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
 
 /// The static inputs of one build, in canonical order.
 #[derive(Debug, Clone, Serialize)]
@@ -108,20 +97,23 @@ pub enum ProvisionerInputs {
 }
 
 impl Inputs {
-    /// Start the inputs of build `build_label` of `template` from source `src`.
+    /// Start the inputs of build `build_label` of `template` from source `src`. `user_data` is
+    /// the user data as the server gets it (a `user_data_file` read once by the caller); inline
+    /// user data is hashed with its sensitive strings redacted.
     pub fn new(
         template: &Template,
         build_label: &str,
         src: &OpenStackSource,
-    ) -> Result<Inputs, FingerprintError> {
-        let user_data_sha256 = match &src.user_data {
-            None => None,
-            Some(UserData::Inline(text)) => Some(sha256_hex(template.redact(text).as_bytes())),
-            Some(UserData::File(path)) => Some(sha256_hex(&read("user_data_file", path)?)),
+        user_data: Option<&[u8]>,
+    ) -> Inputs {
+        let user_data_sha256 = match (&src.user_data, user_data) {
+            (Some(UserData::Inline(text)), _) => Some(sha256_hex(template.redact(text).as_bytes())),
+            (_, Some(bytes)) => Some(sha256_hex(bytes)),
+            (_, None) => None,
         };
-        Ok(Inputs {
+        Inputs {
             format: FORMAT,
-            template: file_name(&template.path),
+            template: names::template_file(&template.path),
             build: build_label.to_string(),
             source: SourceInputs {
                 flavor: src.flavor.clone(),
@@ -134,38 +126,36 @@ impl Inputs {
                 ssh_username: src.ssh.username.clone(),
             },
             provisioners: Vec::new(),
-        })
+        }
     }
 
-    /// Add a `validators` provisioner: the spec file's content, every script it resolved, and the
-    /// argument values (those named in `sensitive` replaced by `<sensitive>`).
+    /// Add a `validators` provisioner: the spec file's content (hashed when it was loaded), every
+    /// script it resolved, and the argument values (sensitive ones replaced by `<sensitive>`).
     pub fn validators(
         &mut self,
         spec: &Spec,
-        arguments: &BTreeMap<String, String>,
-        sensitive: &[String],
+        arguments: &BTreeMap<String, Argument>,
         test_only: bool,
-    ) -> Result<(), FingerprintError> {
+    ) {
         let mut scripts_sha256 = Vec::new();
         collect_scripts(spec.validators(), &mut scripts_sha256);
         let arguments = arguments
             .iter()
-            .map(|(k, v)| {
-                let v = if sensitive.contains(k) {
+            .map(|(k, a)| {
+                let v = if a.sensitive {
                     SENSITIVE.to_string()
                 } else {
-                    v.clone()
+                    a.value.clone()
                 };
                 (k.clone(), v)
             })
             .collect();
         self.provisioners.push(ProvisionerInputs::Validators {
-            spec_sha256: sha256_hex(&read("spec", spec.path())?),
+            spec_sha256: spec.sha256().to_string(),
             scripts_sha256,
             arguments,
             test_only,
         });
-        Ok(())
     }
 
     /// Add inline shell commands (sensitive strings in them replaced by `<sensitive>`).
@@ -224,20 +214,6 @@ fn collect_scripts(validators: &[Validator], out: &mut Vec<String>) {
     }
 }
 
-fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, FingerprintError> {
-    std::fs::read(path).map_err(|source| FingerprintError::Read {
-        what,
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
-}
-
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -246,6 +222,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::template::{self, LoadOptions, Provisioner, ShellProvisioner, Source};
+    use std::path::PathBuf;
 
     /// A template directory: `t.pkr.hcl` with a validators provisioner (spec + script), an
     /// inline shell provisioner and a shell script; `extra` goes into the source block.
@@ -325,25 +302,16 @@ build {{
             let Source::OpenStack(src) = &t.sources[0] else {
                 panic!("openstack source expected")
             };
-            let mut inputs = Inputs::new(&t, "b.openstack.s", src).unwrap();
+            let user_data = match &src.user_data {
+                Some(template::UserData::File(p)) => Some(std::fs::read(p).unwrap()),
+                _ => None,
+            };
+            let mut inputs = Inputs::new(&t, "b.openstack.s", src, user_data.as_deref());
             for p in &t.builds[0].provisioners {
                 match p {
                     Provisioner::Validators(v) => {
                         let spec = crate::spec::load(&v.spec, &[]).unwrap();
-                        let args = v
-                            .arguments
-                            .iter()
-                            .map(|(k, a)| (k.clone(), a.value.clone()))
-                            .collect();
-                        let sensitive: Vec<String> = v
-                            .arguments
-                            .iter()
-                            .filter(|(_, a)| a.sensitive)
-                            .map(|(k, _)| k.clone())
-                            .collect();
-                        inputs
-                            .validators(&spec, &args, &sensitive, v.test_only)
-                            .unwrap();
+                        inputs.validators(&spec, &v.arguments, v.test_only);
                     }
                     Provisioner::Shell(ShellProvisioner::Inline(c)) => inputs.shell_inline(&t, c),
                     Provisioner::Shell(ShellProvisioner::Script(p)) => {

@@ -18,6 +18,36 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// The kinds of cloud resource a run creates, in deletion order (the reverse of creation
+/// order). Serialized as the journal has always spelled them (`image`, `floating_ip`, `server`,
+/// `keypair`), so older journals read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Image,
+    FloatingIp,
+    Server,
+    Keypair,
+}
+
+impl Kind {
+    /// The journal's (and the manifest's) name for the kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Image => "image",
+            Kind::FloatingIp => "floating_ip",
+            Kind::Server => "server",
+            Kind::Keypair => "keypair",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One line of a journal file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -26,21 +56,21 @@ pub enum Record {
     Intent {
         run_id: String,
         step: String,
-        kind: String,
+        kind: Kind,
         name: String,
     },
     /// The create call returned this id.
     Created {
         run_id: String,
         step: String,
-        kind: String,
+        kind: Kind,
         name: String,
         id: String,
     },
     /// Cleanup removed the resource (or found it already gone).
     Deleted {
         run_id: String,
-        kind: String,
+        kind: Kind,
         id: String,
     },
     /// The run ended; `ok` tells whether the build succeeded.
@@ -83,7 +113,7 @@ pub struct CloudInfo {
 /// A resource as the journal last saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resource {
-    pub kind: String,
+    pub kind: Kind,
     pub name: String,
     /// `None` while only the intent is known (the create call may or may not have happened).
     pub id: Option<String>,
@@ -120,14 +150,6 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// A journal kept in memory only (tests, `forge validate`).
-    pub fn in_memory(run_id: &str) -> Journal {
-        Journal {
-            run_id: run_id.to_string(),
-            ..Journal::default()
-        }
-    }
-
     /// A journal that also appends to `path` (created, with its directory, if absent). Holds an
     /// exclusive lock on the file until dropped, which marks the run as live; fails with
     /// [`JournalError::Locked`] when another process holds it.
@@ -198,11 +220,11 @@ impl Journal {
     }
 
     /// Announce a create call. Call before the API request.
-    pub fn intent(&mut self, step: &str, kind: &str, name: &str) -> Result<(), JournalError> {
+    pub fn intent(&mut self, step: &str, kind: Kind, name: &str) -> Result<(), JournalError> {
         self.append(Record::Intent {
             run_id: self.run_id.clone(),
             step: step.into(),
-            kind: kind.into(),
+            kind,
             name: name.into(),
         })
     }
@@ -211,24 +233,24 @@ impl Journal {
     pub fn created(
         &mut self,
         step: &str,
-        kind: &str,
+        kind: Kind,
         name: &str,
         id: &str,
     ) -> Result<(), JournalError> {
         self.append(Record::Created {
             run_id: self.run_id.clone(),
             step: step.into(),
-            kind: kind.into(),
+            kind,
             name: name.into(),
             id: id.into(),
         })
     }
 
     /// Record that a resource is gone.
-    pub fn deleted(&mut self, kind: &str, id: &str) -> Result<(), JournalError> {
+    pub fn deleted(&mut self, kind: Kind, id: &str) -> Result<(), JournalError> {
         self.append(Record::Deleted {
             run_id: self.run_id.clone(),
-            kind: kind.into(),
+            kind,
             id: id.into(),
         })
     }
@@ -364,7 +386,7 @@ pub fn resources(records: &[Record]) -> Vec<Resource> {
     for r in records {
         match r {
             Record::Intent { kind, name, .. } => out.push(Resource {
-                kind: kind.clone(),
+                kind: *kind,
                 name: name.clone(),
                 id: None,
                 deleted: false,
@@ -377,7 +399,7 @@ pub fn resources(records: &[Record]) -> Vec<Resource> {
                 {
                     Some(x) => x.id = Some(id.clone()),
                     None => out.push(Resource {
-                        kind: kind.clone(),
+                        kind: *kind,
                         name: name.clone(),
                         id: Some(id.clone()),
                         deleted: false,
@@ -406,14 +428,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("runs/r1.jsonl");
         let mut j = Journal::create(&path, "r1").unwrap();
-        j.intent("keypair", "keypair", "forge-r1-key").unwrap();
-        j.created("keypair", "keypair", "forge-r1-key", "forge-r1-key")
+        j.intent("keypair", Kind::Keypair, "forge-r1-key").unwrap();
+        j.created("keypair", Kind::Keypair, "forge-r1-key", "forge-r1-key")
             .unwrap();
-        j.intent("boot server", "server", "forge-r1").unwrap();
-        j.created("boot server", "server", "forge-r1", "uuid-1")
+        j.intent("boot server", Kind::Server, "forge-r1").unwrap();
+        j.created("boot server", Kind::Server, "forge-r1", "uuid-1")
             .unwrap();
-        j.intent("snapshot", "image", "forge-r1-image").unwrap();
-        j.deleted("server", "uuid-1").unwrap();
+        j.intent("snapshot", Kind::Image, "forge-r1-image").unwrap();
+        j.deleted(Kind::Server, "uuid-1").unwrap();
         let read_back = read(&path).unwrap();
         assert_eq!(read_back, j.records());
         let res = resources(&read_back);
@@ -422,6 +444,10 @@ mod tests {
         assert!(res[1].deleted);
         assert!(!res[0].deleted);
         assert_eq!(res[2].id, None, "intent without an id: may exist");
+        // The kinds keep the spelling journals have always had.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(r#""kind":"keypair""#) && text.contains(r#""kind":"server""#));
+        assert_eq!(res[1].kind, Kind::Server);
     }
 
     #[test]
@@ -443,7 +469,7 @@ mod tests {
         let good = r#"{"event":"intent","run_id":"r","step":"s","kind":"server","name":"n"}"#;
         std::fs::write(&path, format!("{good}\n{{\"event\":\"crea")).unwrap();
         let mut j = Journal::reopen(&path, "r").unwrap();
-        j.deleted("server", "abc").unwrap();
+        j.deleted(Kind::Server, "abc").unwrap();
         drop(j);
         let records = read(&path).unwrap();
         assert_eq!(records.len(), 2, "{records:?}");

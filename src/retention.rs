@@ -2,7 +2,7 @@
 //! a channel tag (such as `stable`) points at.
 //!
 //! **A build's images** are the images of the current project (`owner`) whose `forge_template`
-//! and `forge_build` properties name the build (see [`crate::steps::forge_properties`]), hidden
+//! and `forge_build` properties name the build (see [`crate::names::forge_properties`]), hidden
 //! ones included (Glance leaves those out of listings unless asked, so they are asked for
 //! separately: that is how hidden images still age out). Newest first by `created_at`; ties
 //! (1 s resolution on MySQL-backed clouds) are broken by id, descending.
@@ -23,10 +23,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::names;
 use crate::openstack::compute::ComputeClient;
 use crate::openstack::image::{Image, ImageClient, ImageQuery};
 use crate::openstack::Error as ApiError;
@@ -72,13 +74,27 @@ pub struct BuildId {
 }
 
 impl BuildId {
+    /// The identity of build `label` of `template` in the project `images` is logged in to.
+    pub async fn of(images: &ImageClient, template: &Path, label: &str) -> Result<BuildId, Error> {
+        let owner = images
+            .session()
+            .project_id()
+            .await?
+            .ok_or(Error::NoProject)?;
+        Ok(BuildId {
+            template: names::template_file(template),
+            build: label.to_string(),
+            owner,
+        })
+    }
+
     /// The Glance query for this build's (visible) images.
     pub fn query(&self) -> ImageQuery {
         ImageQuery {
             owner: Some(self.owner.clone()),
             properties: BTreeMap::from([
-                ("forge_template".to_string(), self.template.clone()),
-                ("forge_build".to_string(), self.build.clone()),
+                (names::TEMPLATE.to_string(), self.template.clone()),
+                (names::BUILD.to_string(), self.build.clone()),
             ]),
             ..ImageQuery::default()
         }
@@ -91,8 +107,8 @@ impl BuildId {
             return Some(format!("owned by project '{owner}', not '{}'", self.owner));
         }
         for (key, want) in [
-            ("forge_template", &self.template),
-            ("forge_build", &self.build),
+            (names::TEMPLATE, &self.template),
+            (names::BUILD, &self.build),
         ] {
             match image.property(key) {
                 Some(v) if v == want => {}
@@ -635,6 +651,71 @@ pub async fn promote(
         }
     }
     Ok(())
+}
+
+/// Plan one build's retention, print it, and act on it when `act`. Returns how many actions
+/// failed. Lines go to `out` (stdout for `forge images prune`, the progress stream after a
+/// build).
+pub async fn prune_build(
+    images: &ImageClient,
+    compute: &ComputeClient,
+    id: &BuildId,
+    policy: &Retention,
+    act: bool,
+    out: &mut dyn FnMut(&str),
+) -> Result<usize, Error> {
+    let mut checker = UsageChecker::new(compute.clone());
+    let plan = make_plan(images, &mut checker, id, policy, Utc::now()).await?;
+    out(&format!(
+        "==> retention of {id} in project {}: {} image(s); keep {}, hide older: {}, delete \
+         unused after: {}{}",
+        id.owner,
+        plan.entries.len(),
+        policy.keep,
+        if policy.hide_older { "yes" } else { "no" },
+        policy
+            .delete_unused_after
+            .map(short_duration)
+            .unwrap_or_else(|| "never".into()),
+        match plan.scope {
+            Some(ServerScope::OwnProject) => {
+                " (servers checked in this project only: not an admin)"
+            }
+            _ => "",
+        }
+    ));
+    for e in &plan.entries {
+        let changes = matches!(e.action, Action::Hide | Action::Delete);
+        let prefix = if changes && !act { "would " } else { "" };
+        out(&format!("    {prefix}{}", e.line()));
+    }
+    if !act {
+        return Ok(0);
+    }
+    let failed = apply(images, &mut checker, &plan, &mut |e, r| match r {
+        Ok(done) => out(&format!("    {done}: {}", e.image.id)),
+        Err(why) => out(&format!(
+            "    FAILED to {} {}: {why}",
+            e.action.as_str(),
+            e.image.id
+        )),
+    })
+    .await;
+    Ok(failed)
+}
+
+/// Retention after a successful build of `label` (any source kind): the build's `retention {}`
+/// settings, applied at once with the build's own clients. Returns how many actions failed.
+pub async fn after_build(
+    images: &ImageClient,
+    compute: &ComputeClient,
+    template: &Path,
+    label: &str,
+    policy: &Retention,
+    out: &mut dyn FnMut(&str),
+) -> Result<usize, Error> {
+    let id = BuildId::of(images, template, label).await?;
+    prune_build(images, compute, &id, policy, true, out).await
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Step 6, connect: open the SSH session provisioners use, retrying until `ssh_timeout`
+//! Connect: open the SSH session provisioners use, retrying until `ssh_timeout`
 //! (cancellable), a rejected key included (cloud-init may not have installed it yet).
 //! `ssh_host` overrides the server's address. The host key of a server this build
 //! just booted cannot be known beforehand, so it is trusted on first sight and pinned for the
@@ -23,9 +23,24 @@ pub struct ConnectStep {
     pub port: u16,
     pub timeout: Duration,
     /// Holds the per-build known_hosts file.
-    pub known_hosts_dir: Option<tempfile::TempDir>,
+    known_hosts_dir: Option<tempfile::TempDir>,
     /// The session this step opened (also in `state.remote`), kept typed so cleanup can close it.
-    pub session: Option<Arc<SshRemote>>,
+    session: Option<Arc<SshRemote>>,
+}
+
+impl ConnectStep {
+    /// Connect as `username` to `host` (the server's address when `None`) on `port`, trying for
+    /// at most `timeout`.
+    pub fn new(username: String, host: Option<String>, port: u16, timeout: Duration) -> Self {
+        ConnectStep {
+            username,
+            host,
+            port,
+            timeout,
+            known_hosts_dir: None,
+            session: None,
+        }
+    }
 }
 
 #[async_trait]

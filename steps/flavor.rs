@@ -1,4 +1,4 @@
-//! Step 2, flavor: resolve the template's `flavor` (id or name) to a Nova flavor. Nothing to
+//! Flavor: resolve the template's `flavor` (id or name) to a Nova flavor. Nothing to
 //! clean up.
 
 use anyhow::Context;

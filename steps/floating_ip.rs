@@ -1,9 +1,11 @@
-//! Step 5, floating IP (only when `floating_ip_network` is set): allocate an address from that
+//! Floating IP (only when `floating_ip_network` is set): allocate an address from that
 //! network and associate it with the server. Cleanup releases what this step allocated.
 
 use anyhow::{anyhow, Context};
 use async_trait::async_trait;
 
+use crate::journal::Kind;
+use crate::names;
 use crate::openstack::network::NetworkClient;
 use crate::pipeline::{Step, StepContext};
 use crate::steps::BuildState;
@@ -30,8 +32,10 @@ impl Step<BuildState> for FloatingIpStep {
             .find_network(&self.pool)
             .await
             .with_context(|| format!("floating IP network '{}'", self.pool))?;
-        let label = format!("forge-{}-fip", state.run_id);
-        state.journal.intent(self.name(), "floating_ip", &label)?;
+        let label = names::floating_ip_label(&state.run_id);
+        state
+            .journal
+            .intent(self.name(), Kind::FloatingIp, &label)?;
         let fip = self
             .network
             .allocate_floating_ip_described(&net, Some(&label))
@@ -39,7 +43,7 @@ impl Step<BuildState> for FloatingIpStep {
             .context("allocating a floating IP")?;
         state
             .journal
-            .created(self.name(), "floating_ip", &label, &fip.id)?;
+            .created(self.name(), Kind::FloatingIp, &label, &fip.id)?;
         let address = fip.floating_ip_address.clone();
         state.floating_ip = Some(fip.clone());
         self.network
@@ -59,7 +63,7 @@ impl Step<BuildState> for FloatingIpStep {
             .release_floating_ip(&fip.id)
             .await
             .with_context(|| format!("releasing floating IP {}", fip.floating_ip_address))?;
-        state.journal.deleted("floating_ip", &fip.id)?;
+        state.journal.deleted(Kind::FloatingIp, &fip.id)?;
         state.floating_ip = None;
         Ok(())
     }

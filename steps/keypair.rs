@@ -1,4 +1,4 @@
-//! Step 3, keypair: generate an ed25519 key and register it as a temporary Nova keypair
+//! Keypair: generate an ed25519 key and register it as a temporary Nova keypair
 //! `forge-<run>-key`, unless the template names an existing keypair and its private key.
 //! Cleanup deletes the temporary keypair; the private key lives in a temp dir removed with the
 //! state.
@@ -9,6 +9,8 @@ use anyhow::Context;
 use async_trait::async_trait;
 use russh::keys::ssh_key::{self, private::Ed25519Keypair, LineEnding};
 
+use crate::journal::Kind;
+use crate::names;
 use crate::openstack::compute::ComputeClient;
 use crate::pipeline::{Step, StepContext};
 use crate::steps::state::KeypairState;
@@ -53,7 +55,7 @@ impl Step<BuildState> for KeypairStep {
             });
             return Ok(());
         }
-        let name = format!("forge-{}-key", state.run_id);
+        let name = names::keypair_name(&state.run_id);
         let (private, public) = generate_key(&name)?;
         let dir = tempfile::Builder::new()
             .prefix("forge-key-")
@@ -68,14 +70,14 @@ impl Step<BuildState> for KeypairStep {
             temporary: true,
             dir: Some(dir),
         });
-        state.journal.intent(self.name(), "keypair", &name)?;
+        state.journal.intent(self.name(), Kind::Keypair, &name)?;
         self.compute
             .create_keypair(&name, &public)
             .await
             .with_context(|| format!("registering keypair {name}"))?;
         state
             .journal
-            .created(self.name(), "keypair", &name, &name)?;
+            .created(self.name(), Kind::Keypair, &name, &name)?;
         cx.progress
             .println(&format!("    temporary keypair: {name}"));
         Ok(())
@@ -90,7 +92,7 @@ impl Step<BuildState> for KeypairStep {
             .delete_keypair(&name)
             .await
             .with_context(|| format!("deleting keypair {name}"))?;
-        state.journal.deleted("keypair", &name)?;
+        state.journal.deleted(Kind::Keypair, &name)?;
         state.keypair = None;
         Ok(())
     }

@@ -24,17 +24,17 @@ pub mod stop_server;
 pub mod upload_image;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use anyhow::Context;
 
 pub use state::BuildState;
 
+use crate::journal::Kind;
 use crate::openstack::compute::ComputeClient;
-use crate::openstack::image::{ImageClient, Visibility};
+use crate::openstack::image::ImageClient;
 use crate::openstack::network::NetworkClient;
 use crate::pipeline::Step;
-use crate::template::{ImageSettings, OpenStackSource, SourceImage, UserData};
+use crate::template::{ImageSettings, OpenStackSource};
 
 /// The API clients of one cloud, sharing one authenticated session.
 #[derive(Clone)]
@@ -46,22 +46,19 @@ pub struct Clients {
 
 /// The OpenStack build, step by step. `provisioners` are loaded beforehand so that a broken
 /// spec fails the build before anything is created. `forge_properties` are the build's identity
-/// properties the published image carries (see [`forge_properties`]).
+/// properties the published image carries (see [`crate::names::forge_properties`]);
+/// `user_data` is the source's user data as read once for the run; `source` the source image
+/// when this run already resolved it (`--skip-unchanged`).
 pub fn openstack_pipeline(
     src: &OpenStackSource,
     clients: &Clients,
     provisioners: Vec<provision::Provisioner>,
     verify: bool,
     forge_properties: BTreeMap<String, String>,
+    user_data: Option<Vec<u8>>,
+    source: Option<source_image::Resolved>,
 ) -> anyhow::Result<Vec<Box<dyn Step<BuildState>>>> {
     let t = &src.timeouts;
-    let user_data = match &src.user_data {
-        None => None,
-        Some(UserData::Inline(text)) => Some(text.clone().into_bytes()),
-        Some(UserData::File(path)) => Some(
-            std::fs::read(path).with_context(|| format!("user_data_file {}", path.display()))?,
-        ),
-    };
     let existing_keypair = match (&src.ssh.keypair_name, &src.ssh.private_key_file) {
         (Some(name), Some(file)) => Some((name.clone(), file.clone())),
         _ => None,
@@ -69,7 +66,8 @@ pub fn openstack_pipeline(
     let mut steps: Vec<Box<dyn Step<BuildState>>> = vec![
         Box::new(source_image::SourceImageStep::new(
             clients.image.clone(),
-            source_image_input(&src.source_image),
+            src.source_image.clone(),
+            source,
         )),
         Box::new(flavor::FlavorStep {
             compute: clients.compute.clone(),
@@ -97,14 +95,12 @@ pub fn openstack_pipeline(
         }));
     }
     steps.extend([
-        Box::new(connect::ConnectStep {
-            username: src.ssh.username.clone(),
-            host: src.ssh.host.clone(),
-            port: src.ssh.port,
-            timeout: t.ssh,
-            known_hosts_dir: None,
-            session: None,
-        }) as Box<dyn Step<BuildState>>,
+        Box::new(connect::ConnectStep::new(
+            src.ssh.username.clone(),
+            src.ssh.host.clone(),
+            src.ssh.port,
+            t.ssh,
+        )) as Box<dyn Step<BuildState>>,
         Box::new(provision::ProvisionStep {
             provisioners,
             verify,
@@ -120,7 +116,7 @@ pub fn openstack_pipeline(
             image_name: src.image.name.clone(),
             timeout: t.image,
         }),
-        Box::new(publish_step(&clients.image, &src.image, forge_properties)?),
+        Box::new(publish_step(&clients.image, &src.image, forge_properties)),
     ]);
     Ok(steps)
 }
@@ -163,7 +159,7 @@ pub fn image_file_pipeline(
             image_name: src.image.name.clone(),
             timeout: src.image_timeout,
         }),
-        Box::new(publish_step(images, &src.image, forge_properties)?),
+        Box::new(publish_step(images, &src.image, forge_properties)),
     ])
 }
 
@@ -242,46 +238,18 @@ fn publish_step(
     images: &ImageClient,
     settings: &ImageSettings,
     forge_properties: BTreeMap<String, String>,
-) -> anyhow::Result<publish::PublishStep> {
-    let visibility = settings
-        .visibility
-        .map(|v| v.as_str().parse::<Visibility>())
-        .transpose()?;
-    Ok(publish::PublishStep {
+) -> publish::PublishStep {
+    publish::PublishStep {
         images: images.clone(),
         properties: settings.properties.clone(),
         forge_properties,
         tags: settings.tags.clone(),
-        visibility,
+        visibility: settings.visibility,
         min_disk: settings.min_disk,
         members: settings.members.clone(),
-    })
+    }
 }
 
-/// The identity properties only publish may set: a snapshot blanks any it inherits from its
-/// source image.
-pub const INHERITED_IDENTITY: [&str; 4] = [
-    "forge_template",
-    "forge_build",
-    "forge_fingerprint",
-    "forge_source_image",
-];
-
-/// The properties that identify which build made an image: `forge_template` (the template's
-/// file name) and `forge_build` (the build label, e.g. `nightly.openstack.debian`). Retention
-/// matches images on both, so they must not depend on the machine or the directory.
-pub fn forge_properties(template: &Path, build_label: &str) -> BTreeMap<String, String> {
-    let file = template
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_else(|| template.display().to_string());
-    BTreeMap::from([
-        ("forge_template".to_string(), file),
-        ("forge_build".to_string(), build_label.to_string()),
-    ])
-}
-
-/// The template's source image selector as the source-image step takes it.
 /// Cleanup of the image a build made (the snapshot or the upload): delete it unless the build
 /// succeeded, and journal the deletion.
 async fn delete_unfinished_image(
@@ -299,7 +267,7 @@ async fn delete_unfinished_image(
         .delete(&id)
         .await
         .with_context(|| format!("deleting unfinished image {id}"))?;
-    state.journal.deleted("image", &id)?;
+    state.journal.deleted(Kind::Image, &id)?;
     state.image_id = None;
     Ok(())
 }
@@ -311,29 +279,4 @@ fn image_leftovers(state: &BuildState) -> Vec<String> {
         .iter()
         .map(|id| format!("image {id}: openstack image delete {id}"))
         .collect()
-}
-
-pub fn source_image_input(s: &SourceImage) -> source_image::SourceImageInput {
-    use source_image::{SourceImageFilter, SourceImageInput};
-    match s {
-        SourceImage::Id(id) => SourceImageInput {
-            source_image: Some(id.clone()),
-            ..Default::default()
-        },
-        SourceImage::Name(name) => SourceImageInput {
-            source_image_name: Some(name.clone()),
-            ..Default::default()
-        },
-        SourceImage::Filter(f) => SourceImageInput {
-            source_image_filter: Some(SourceImageFilter {
-                name: f.name.clone(),
-                owner: f.owner.clone(),
-                tags: f.tags.clone(),
-                visibility: f.visibility.map(|v| v.as_str().to_string()),
-                properties: f.properties.clone(),
-                most_recent: f.most_recent,
-            }),
-            ..Default::default()
-        },
-    }
 }

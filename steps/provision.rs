@@ -1,4 +1,4 @@
-//! Step 7, provision: the template's provisioners in order over the build's remote (the SSH
+//! Provision: the template's provisioners in order over the build's remote (the SSH
 //! session of an OpenStack build, the libguestfs session of an image-file build):
 //! `validators` runs an image spec (reconcile mode, or test-only when the provisioner says so),
 //! `shell` runs inline commands or uploads and runs a script. With `verify`, every spec then
@@ -15,14 +15,14 @@ use crate::pipeline::{Step, StepContext};
 use crate::remote::Remote;
 use crate::spec::{self, Mode, RunOptions, Spec};
 use crate::steps::BuildState;
+use crate::template::Argument;
 
 /// One provisioner, ready to run (specs are loaded before the build creates anything).
 pub enum Provisioner {
     Validators {
         spec: Spec,
-        arguments: BTreeMap<String, String>,
-        /// Names of arguments whose values must not be shown.
-        sensitive: Vec<String>,
+        /// The template's arguments, each value with its `sensitive` flag.
+        arguments: BTreeMap<String, Argument>,
         test_only: bool,
     },
     Inline(Vec<String>),
@@ -57,7 +57,6 @@ impl Step<BuildState> for ProvisionStep {
                 Provisioner::Validators {
                     spec,
                     arguments,
-                    sensitive,
                     test_only,
                 } => {
                     let mode = if *test_only {
@@ -75,7 +74,7 @@ impl Step<BuildState> for ProvisionStep {
                         report.duration.as_secs_f64()
                     ));
                     for (k, v) in report.arguments {
-                        let shown = if sensitive.contains(&k) {
+                        let shown = if arguments.get(&k).is_some_and(|a| a.sensitive) {
                             "<sensitive>".to_string()
                         } else {
                             v
@@ -149,7 +148,7 @@ impl Step<BuildState> for ProvisionStep {
 async fn run_spec(
     spec: &Spec,
     remote: &dyn Remote,
-    arguments: &BTreeMap<String, String>,
+    arguments: &BTreeMap<String, Argument>,
     mode: Mode,
     distro_override: Option<String>,
     cx: &StepContext,
@@ -158,7 +157,12 @@ async fn run_spec(
         mode,
         distro_override,
     };
-    spec::run(spec, remote, arguments, &opts, &cx.cancel)
+    // The engine takes plain values; the flags stay here, for what the step reports.
+    let values = arguments
+        .iter()
+        .map(|(k, a)| (k.clone(), a.value.clone()))
+        .collect();
+    spec::run(spec, remote, &values, &opts, &cx.cancel)
         .await
         .with_context(|| format!("image spec {}", spec.path().display()))
 }

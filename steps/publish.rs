@@ -1,4 +1,4 @@
-//! Step 10, publish: set the new image's properties (the template's, plus forge's own:
+//! Publish: set the new image's properties (the template's, plus forge's own:
 //! `forge_run_id`, `forge_source_image` and the build's identity such as
 //! `forge_template`/`forge_build`), tags, visibility and min_disk in one JSON-patch request, then
 //! share it with the members. The image is the snapshot (OpenStack build) or the upload
@@ -15,6 +15,7 @@ use anyhow::{anyhow, Context};
 use async_trait::async_trait;
 
 use crate::fingerprint;
+use crate::names;
 use crate::openstack::image::{ImageClient, ImageUpdate, Visibility};
 use crate::pipeline::{Step, StepContext};
 use crate::steps::BuildState;
@@ -46,17 +47,17 @@ impl Step<BuildState> for PublishStep {
         let current = self.images.get(&id).await?;
         let mut properties = self.properties.clone();
         // Only this step may say an image is up to date, never the template.
-        properties.remove("forge_fingerprint");
+        properties.remove(names::FINGERPRINT);
         properties.extend(self.forge_properties.clone());
-        properties.insert("forge_run_id".into(), state.run_id.clone());
+        properties.insert(names::RUN_ID.into(), state.run_id.clone());
         if let Some(src) = &state.source_image {
-            properties.insert("forge_source_image".into(), src.id.clone());
+            properties.insert(names::SOURCE_IMAGE.into(), src.id.clone());
         }
         let fingerprint = match (&state.inputs_digest, &state.source_image) {
             (Some(digest), Some(src)) => Some(fingerprint::fingerprint(digest, src)),
             _ => None,
         };
-        let last = BTreeMap::from_iter(fingerprint.map(|f| ("forge_fingerprint".to_string(), f)));
+        let last = BTreeMap::from_iter(fingerprint.map(|f| (names::FINGERPRINT.to_string(), f)));
         if self.members.is_empty() {
             properties.extend(last.clone());
         }

@@ -1,4 +1,4 @@
-//! Step 4, boot server: create `forge-<run>` from the source image and flavor with the keypair,
+//! Boot server: create `forge-<run>` from the source image and flavor with the keypair,
 //! networks, security groups, AZ, user data and config drive of the template, tagged with
 //! `forge_run_id` metadata, and wait for ACTIVE. Cleanup deletes it and waits until it is gone.
 
@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::{anyhow, Context};
 use async_trait::async_trait;
 
+use crate::journal::Kind;
+use crate::names;
 use crate::openstack::compute::{ComputeClient, Networks, NewServer, Server};
 use crate::openstack::network::NetworkClient;
 use crate::openstack::wait::WaitOptions;
@@ -42,7 +44,7 @@ impl Step<BuildState> for BootServerStep {
             .flavor
             .as_ref()
             .ok_or_else(|| anyhow!("no flavor resolved"))?;
-        let name = format!("forge-{}", state.run_id);
+        let name = names::server_name(&state.run_id);
         let mut new = NewServer::new(&name, &image.id, &flavor.id);
         new.networks = if self.networks.is_empty() {
             Networks::None
@@ -62,10 +64,10 @@ impl Step<BuildState> for BootServerStep {
         new.availability_zone = self.availability_zone.clone();
         new.user_data = self.user_data.clone();
         new.config_drive = self.config_drive;
-        new.metadata = BTreeMap::from([("forge_run_id".to_string(), state.run_id.clone())]);
+        new.metadata = BTreeMap::from([(names::RUN_ID.to_string(), state.run_id.clone())]);
         new.key_name = state.keypair.as_ref().map(|k| k.name.clone());
 
-        state.journal.intent(self.name(), "server", &name)?;
+        state.journal.intent(self.name(), Kind::Server, &name)?;
         let id = self
             .compute
             .create_server(&new)
@@ -73,7 +75,9 @@ impl Step<BuildState> for BootServerStep {
             .with_context(|| format!("creating server {name}"))?;
         // Recorded before the wait: a failed or interrupted boot is still cleaned up.
         state.server_id = Some(id.clone());
-        state.journal.created(self.name(), "server", &name, &id)?;
+        state
+            .journal
+            .created(self.name(), Kind::Server, &name, &id)?;
         cx.progress.println(&format!("    server: {name} ({id})"));
         let server = self
             .compute
@@ -102,7 +106,7 @@ impl Step<BuildState> for BootServerStep {
             )
             .await
             .with_context(|| format!("deleting server {id}"))?;
-        state.journal.deleted("server", &id)?;
+        state.journal.deleted(Kind::Server, &id)?;
         state.server_id = None;
         Ok(())
     }

@@ -1,4 +1,4 @@
-//! Step 9, snapshot: `createImage` of the stopped server, then wait for the image to become
+//! Snapshot: `createImage` of the stopped server, then wait for the image to become
 //! active (bounded by `image_timeout`, cancellable). The step owns the new image until the
 //! build succeeds: if anything fails later, cleanup deletes it (Packer leaks it).
 
@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::{anyhow, Context};
 use async_trait::async_trait;
 
+use crate::journal::Kind;
+use crate::names;
 use crate::openstack::compute::ComputeClient;
 use crate::openstack::image::ImageClient;
 use crate::openstack::wait::WaitOptions;
@@ -36,14 +38,14 @@ impl Step<BuildState> for SnapshotStep {
         // Nova copies the source image's properties into the snapshot. When the source is itself
         // a forge image, its identity would make this unpublished snapshot look like the parent
         // build's image to retention, `--skip-unchanged` and cleanup; blank it until publish.
-        let mut metadata: BTreeMap<String, String> = crate::steps::INHERITED_IDENTITY
+        let mut metadata: BTreeMap<String, String> = names::INHERITED_IDENTITY
             .iter()
             .map(|k| (k.to_string(), String::new()))
             .collect();
-        metadata.insert("forge_run_id".to_string(), state.run_id.clone());
+        metadata.insert(names::RUN_ID.to_string(), state.run_id.clone());
         state
             .journal
-            .intent(self.name(), "image", &self.image_name)?;
+            .intent(self.name(), Kind::Image, &self.image_name)?;
         let id = self
             .compute
             .create_image(&server, &self.image_name, &metadata)
@@ -52,7 +54,7 @@ impl Step<BuildState> for SnapshotStep {
         state.image_id = Some(id.clone());
         state
             .journal
-            .created(self.name(), "image", &self.image_name, &id)?;
+            .created(self.name(), Kind::Image, &self.image_name, &id)?;
         cx.progress
             .println(&format!("    image: {} ({id})", self.image_name));
         self.images

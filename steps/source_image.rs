@@ -1,4 +1,4 @@
-//! Step 1, source image: resolve `source_image` (an id), `source_image_name` (an exact name)
+//! Source image: resolve `source_image` (an id), `source_image_name` (an exact name)
 //! or `source_image_filter` (Packer's semantics) to one active Glance image, print it and put
 //! it in the state bag. Nothing to clean up.
 //!
@@ -9,112 +9,28 @@
 //! so the newest can tie: the tie is broken by the lowest id (`id:asc` is Glance's second sort
 //! key) and reported.
 
-use std::collections::BTreeMap;
-
-use anyhow::{anyhow, bail, Context};
+use anyhow::{bail, Context};
 use async_trait::async_trait;
 
-use crate::openstack::image::{
-    Image, ImageClient, ImageQuery, ImageStatus, MemberStatus, Visibility,
-};
+use crate::names;
+use crate::openstack::image::{Image, ImageClient, ImageQuery, ImageStatus, MemberStatus};
 use crate::pipeline::{Step, StepContext};
 use crate::steps::BuildState;
+use crate::template::{ImageFilter, SourceImage};
 
-/// How the template picks the source image: exactly one of the three is set.
-#[derive(Debug, Clone, Default)]
-pub struct SourceImageInput {
-    /// An image id.
-    pub source_image: Option<String>,
-    /// An exact image name; more than one active image with it is an error.
-    pub source_image_name: Option<String>,
-    pub source_image_filter: Option<SourceImageFilter>,
-}
-
-/// Packer's `source_image_filter`: `filters { name, owner, tags, visibility, properties }` and
-/// `most_recent`.
-#[derive(Debug, Clone, Default)]
-pub struct SourceImageFilter {
-    pub name: Option<String>,
-    pub owner: Option<String>,
-    /// All of these tags.
-    pub tags: Vec<String>,
-    /// `public`, `private`, `shared` or `community`; anything else is an error.
-    pub visibility: Option<String>,
-    pub properties: BTreeMap<String, String>,
-    pub most_recent: bool,
-}
-
-/// A checked [`SourceImageInput`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceSelector {
-    Id(String),
-    Name(String),
-    Filter {
-        query: ImageQuery,
-        most_recent: bool,
-    },
-}
-
-/// Newest first, ties by lowest id: the order that makes "most recent" deterministic.
-const NEWEST_FIRST: &str = "created_at:desc,id:asc";
-
-impl SourceImageInput {
-    /// Check the input without the network (`forge validate`): exactly one way to pick the
-    /// image, and enum values Glance accepts.
-    pub fn validate(&self) -> anyhow::Result<SourceSelector> {
-        let given = [
-            self.source_image.is_some(),
-            self.source_image_name.is_some(),
-            self.source_image_filter.is_some(),
-        ]
-        .iter()
-        .filter(|g| **g)
-        .count();
-        if given != 1 {
-            bail!(
-                "set exactly one of source_image, source_image_name, source_image_filter \
-                 ({given} given)"
-            );
-        }
-        if let Some(id) = &self.source_image {
-            if id.trim().is_empty() {
-                bail!("source_image is empty");
-            }
-            return Ok(SourceSelector::Id(id.clone()));
-        }
-        if let Some(name) = &self.source_image_name {
-            if name.is_empty() {
-                bail!("source_image_name is empty");
-            }
-            return Ok(SourceSelector::Name(name.clone()));
-        }
-        let f = self
-            .source_image_filter
-            .as_ref()
-            .ok_or_else(|| anyhow!("source_image_filter missing"))?;
-        let visibility = f
-            .visibility
-            .as_deref()
-            .map(str::parse::<Visibility>)
-            .transpose()
-            .context("source_image_filter.filters.visibility")?;
-        let query = ImageQuery {
-            name: f.name.clone(),
-            owner: f.owner.clone(),
-            tags: f.tags.clone(),
-            visibility,
-            member_status: Some(MemberStatus::Accepted),
-            status: Some(ImageStatus::Active),
-            properties: f.properties.clone(),
-            sort: Some(NEWEST_FIRST.into()),
-        };
-        query
-            .params()
-            .context("source_image_filter.filters.properties")?;
-        Ok(SourceSelector::Filter {
-            query,
-            most_recent: f.most_recent,
-        })
+/// The Glance query of a `source_image_filter`: the template's filters as they are (one
+/// `Visibility` type from template to request), active images this project may use, newest
+/// first. Its parameters are computed once, by the request.
+pub fn filter_query(f: &ImageFilter) -> ImageQuery {
+    ImageQuery {
+        name: f.name.clone(),
+        owner: f.owner.clone(),
+        tags: f.tags.clone(),
+        visibility: f.visibility,
+        member_status: Some(MemberStatus::Accepted),
+        status: Some(ImageStatus::Active),
+        properties: f.properties.clone(),
+        sort: Some(names::NEWEST_FIRST.into()),
     }
 }
 
@@ -125,10 +41,13 @@ pub struct Resolved {
     pub tie: Option<String>,
 }
 
-/// Resolve `selector` against Glance: one request when the answer is unambiguous.
-pub async fn resolve(images: &ImageClient, selector: &SourceSelector) -> anyhow::Result<Resolved> {
-    match selector {
-        SourceSelector::Id(id) => {
+/// Resolve the template's selector against Glance: one request when the answer is unambiguous.
+pub async fn resolve(images: &ImageClient, source: &SourceImage) -> anyhow::Result<Resolved> {
+    match source {
+        SourceImage::Id(id) => {
+            if id.trim().is_empty() {
+                bail!("source_image is empty");
+            }
             let image = match images.get(id).await {
                 Ok(i) => i,
                 Err(e) if e.is_not_found() => {
@@ -145,18 +64,27 @@ pub async fn resolve(images: &ImageClient, selector: &SourceSelector) -> anyhow:
             }
             Ok(Resolved { image, tie: None })
         }
-        SourceSelector::Name(name) => {
+        SourceImage::Name(name) => {
+            if name.is_empty() {
+                bail!("source_image_name is empty");
+            }
             let query = ImageQuery {
                 name: Some(name.clone()),
                 status: Some(ImageStatus::Active),
-                sort: Some(NEWEST_FIRST.into()),
+                sort: Some(names::NEWEST_FIRST.into()),
                 ..Default::default()
             };
             let what = format!("source_image_name '{name}'");
             pick(images, &query, false, &what).await
         }
-        SourceSelector::Filter { query, most_recent } => {
-            pick(images, query, *most_recent, "source_image_filter").await
+        SourceImage::Filter(f) => {
+            pick(
+                images,
+                &filter_query(f),
+                f.most_recent,
+                "source_image_filter",
+            )
+            .await
         }
     }
 }
@@ -228,15 +156,23 @@ async fn pick(
     }
 }
 
-/// The step: resolves the input and records the image in [`BuildState::source_image`].
+/// The step: resolves the template's selector and records the image in
+/// [`BuildState::source_image`]. An image already resolved for this run (by the
+/// `--skip-unchanged` check) is used as it is: the source is resolved once per run.
 pub struct SourceImageStep {
     images: ImageClient,
-    input: SourceImageInput,
+    source: SourceImage,
+    resolved: Option<Resolved>,
 }
 
 impl SourceImageStep {
-    pub fn new(images: ImageClient, input: SourceImageInput) -> SourceImageStep {
-        SourceImageStep { images, input }
+    /// `resolved`: this run's earlier resolution of `source`, if any.
+    pub fn new(images: ImageClient, source: SourceImage, resolved: Option<Resolved>) -> Self {
+        SourceImageStep {
+            images,
+            source,
+            resolved,
+        }
     }
 }
 
@@ -247,8 +183,10 @@ impl Step<BuildState> for SourceImageStep {
     }
 
     async fn run(&mut self, state: &mut BuildState, cx: &StepContext) -> anyhow::Result<()> {
-        let selector = self.input.validate()?;
-        let resolved = resolve(&self.images, &selector).await?;
+        let resolved = match self.resolved.take() {
+            Some(r) => r,
+            None => resolve(&self.images, &self.source).await?,
+        };
         if let Some(tie) = &resolved.tie {
             cx.progress.println(&format!("    note: {tie}"));
             tracing::warn!("source image tie: {tie}");
@@ -263,47 +201,22 @@ impl Step<BuildState> for SourceImageStep {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::openstack::image::Visibility;
 
     #[test]
-    fn exactly_one_selector_and_valid_enums() {
-        assert!(SourceImageInput::default().validate().is_err());
-        let both = SourceImageInput {
-            source_image: Some("x".into()),
-            source_image_name: Some("y".into()),
+    fn the_filter_reaches_the_query_as_it_is() {
+        let f = ImageFilter {
+            name: Some("n".into()),
+            visibility: Some(Visibility::Shared),
+            tags: vec!["a".into()],
+            most_recent: true,
             ..Default::default()
         };
-        assert!(format!("{:#}", both.validate().unwrap_err()).contains("exactly one"));
-        let bad = SourceImageInput {
-            source_image_filter: Some(SourceImageFilter {
-                visibility: Some("everyone".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let e = format!("{:#}", bad.validate().unwrap_err());
-        assert!(
-            e.contains("visibility") && e.contains("everyone") && e.contains("community"),
-            "{e}"
-        );
-        let ok = SourceImageInput {
-            source_image_filter: Some(SourceImageFilter {
-                name: Some("n".into()),
-                visibility: Some("shared".into()),
-                tags: vec!["a".into()],
-                most_recent: true,
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        match ok.validate().unwrap() {
-            SourceSelector::Filter { query, most_recent } => {
-                assert!(most_recent);
-                assert_eq!(query.status, Some(ImageStatus::Active));
-                assert_eq!(query.member_status, Some(MemberStatus::Accepted));
-                assert_eq!(query.visibility, Some(Visibility::Shared));
-                assert_eq!(query.sort.as_deref(), Some(NEWEST_FIRST));
-            }
-            other => panic!("expected a filter, got {other:?}"),
-        }
+        let query = filter_query(&f);
+        assert_eq!(query.status, Some(ImageStatus::Active));
+        assert_eq!(query.member_status, Some(MemberStatus::Accepted));
+        assert_eq!(query.visibility, Some(Visibility::Shared));
+        assert_eq!(query.tags, ["a"]);
+        assert_eq!(query.sort.as_deref(), Some(names::NEWEST_FIRST));
     }
 }

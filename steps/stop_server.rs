@@ -1,4 +1,4 @@
-//! Step 8, stop server: stop the server and wait for SHUTOFF, so the snapshot is consistent.
+//! Stop server: stop the server and wait for SHUTOFF, so the snapshot is consistent.
 //! Nothing to clean up (the boot step deletes the server).
 
 use std::time::Duration;

@@ -13,6 +13,8 @@ use anyhow::{anyhow, Context};
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
+use crate::journal::Kind;
+use crate::names;
 use crate::openstack::image::{Image, ImageClient, NewImage};
 use crate::openstack::wait::WaitOptions;
 use crate::pipeline::{Progress, Step, StepContext};
@@ -41,10 +43,10 @@ impl Step<BuildState> for UploadImageStep {
         new.disk_format = format;
         // As a snapshot carries it from createImage: `forge cleanup` and the tests find an
         // unfinished image by it before publish runs.
-        new.properties = BTreeMap::from([("forge_run_id".to_string(), state.run_id.clone())]);
+        new.properties = BTreeMap::from([(names::RUN_ID.to_string(), state.run_id.clone())]);
         state
             .journal
-            .intent(self.name(), "image", &self.image_name)?;
+            .intent(self.name(), Kind::Image, &self.image_name)?;
         let created = self
             .images
             .create(&new)
@@ -53,7 +55,7 @@ impl Step<BuildState> for UploadImageStep {
         state.image_id = Some(created.id.clone());
         state
             .journal
-            .created(self.name(), "image", &self.image_name, &created.id)?;
+            .created(self.name(), Kind::Image, &self.image_name, &created.id)?;
         cx.progress
             .println(&format!("    image: {} ({})", self.image_name, created.id));
         upload_and_wait(

@@ -1,6 +1,7 @@
-//! `forge build TEMPLATE`: load the template, load every spec and script it names (so a broken
-//! one fails before anything is created), log in, run each build's pipeline (OpenStack or
-//! image-file, by its source), write the manifest.
+//! `forge build TEMPLATE`: load the template, then for each build of each source prepare it
+//! (every spec and script loaded, so a broken one fails before anything is created), log in
+//! and run it ([`crate::build`]: journal, `--skip-unchanged`, pipeline, manifest, retention);
+//! the worst build's exit code is the command's.
 //!
 //! Exit codes: 0 built, 1 the template is invalid or a build failed (its resources cleaned up),
 //! 2 usage error, 3 built but the build's `retention {}` failed (the new image is kept),
@@ -8,31 +9,23 @@
 //! was done), 130 interrupted (SIGINT/SIGTERM; resources cleaned up). With `--skip-unchanged`,
 //! when every build was up to date: `--skipped-exit-code` (default 0).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
+use crate::build::{self, Ended};
 use crate::cli::validate::VarArgs;
-use crate::fingerprint::{self, Inputs};
-use crate::journal::Journal;
 use crate::lock::{self, LockError};
-use crate::manifest::{self, BuildEntry, ResourceEntry, SourceImageEntry, StepEntry};
+use crate::names;
 use crate::openstack::compute::ComputeClient;
-use crate::openstack::image::{Image, ImageClient, ImageQuery, ImageStatus};
+use crate::openstack::image::ImageClient;
 use crate::openstack::network::NetworkClient;
 use crate::openstack::{CloudConfig, ConfigEnv, Session};
-use crate::pipeline::{signals, OnError, Outcome, Progress, Report, Runner, Step};
-use crate::steps::provision::Provisioner;
-use crate::steps::{self, BuildState, Clients};
-use crate::template::{
-    self, Auth, Build, OpenStackSource, PostProcessor, Provisioner as TemplateProvisioner,
-    ShellProvisioner, Source, Template,
-};
+use crate::pipeline::{signals, OnError, Progress};
+use crate::steps::Clients;
+use crate::template::{self, Auth, Build, Source, Template};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -74,14 +67,6 @@ pub struct Args {
 /// try again later).
 pub const EXIT_LOCKED: u8 = 75;
 
-/// How one build ended.
-enum Ended {
-    /// Ran: 0 built, 1 failed, 130 interrupted.
-    Ran(u8),
-    /// `--skip-unchanged` found an up-to-date image.
-    Skipped,
-}
-
 pub fn run(args: Args, progress: Progress) -> ExitCode {
     let template = match template::load(&args.template, &args.vars.load_options()) {
         Ok(t) => t,
@@ -110,6 +95,13 @@ pub fn run(args: Args, progress: Progress) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let opts = build::Options {
+        on_error: args.on_error,
+        verify: args.verify,
+        resource_roots: args.resource_roots.clone(),
+        journal: args.journal.clone(),
+        skip_unchanged: args.skip_unchanged,
+    };
     runtime.block_on(async move {
         let cancel = CancellationToken::new();
         if let Err(e) = signals::install(cancel.clone()) {
@@ -117,19 +109,18 @@ pub fn run(args: Args, progress: Progress) -> ExitCode {
             return ExitCode::from(1);
         }
         let (mut code, mut ran, mut skipped) = (0u8, 0, 0);
-        for build in &template.builds {
-            for source_ref in &build.sources {
-                match template.source(source_ref) {
-                    Some(src) => {
-                        match build_one(&args, &template, build, src, &progress, &cancel).await {
-                            Ended::Ran(c) => (code, ran) = (worst(code, c), ran + 1),
-                            Ended::Skipped => skipped += 1,
-                        }
-                        if cancel.is_cancelled() {
-                            return ExitCode::from(code);
-                        }
-                    }
-                    None => code = code.max(1),
+        for b in &template.builds {
+            for source_ref in &b.sources {
+                let Some(src) = template.source(source_ref) else {
+                    code = code.max(1);
+                    continue;
+                };
+                match build_one(&opts, &template, b, src, &progress, &cancel).await {
+                    Ended::Skipped => skipped += 1,
+                    ended => (code, ran) = (worst(code, exit_code(ended)), ran + 1),
+                }
+                if cancel.is_cancelled() {
+                    return ExitCode::from(code);
                 }
             }
         }
@@ -140,113 +131,49 @@ pub fn run(args: Args, progress: Progress) -> ExitCode {
     })
 }
 
-/// One build of one source.
+/// One build of one source: prepare (specs and scripts loaded), log in, run.
 async fn build_one(
-    args: &Args,
+    opts: &build::Options,
     template: &Template,
-    build: &Build,
+    b: &Build,
     src: &Source,
     progress: &Progress,
     cancel: &CancellationToken,
 ) -> Ended {
-    let label = build_label(build, src);
-    match build_or_skip(args, template, build, src, &label, progress, cancel).await {
-        Ok(ended) => ended,
-        Err(code) => Ended::Ran(code),
-    }
-}
-
-fn build_label(build: &Build, src: &Source) -> String {
-    match &build.name {
-        Some(n) => format!("{n}.{}.{}", src.kind().label(), src.name()),
-        None => format!("{}.{}", src.kind().label(), src.name()),
-    }
-}
-
-/// [`build_one`], with every failure as its exit code.
-async fn build_or_skip(
-    args: &Args,
-    template: &Template,
-    build: &Build,
-    src: &Source,
-    label: &str,
-    progress: &Progress,
-    cancel: &CancellationToken,
-) -> Result<Ended, u8> {
+    let label = names::build_label(b, src);
     let run_id = uuid::Uuid::new_v4().to_string();
     progress.println(&format!("==> build {label} (run {run_id})"));
     let fail = |e: anyhow::Error| {
         let e = template.redact(&format!("{e:#}"));
         eprintln!("forge build: {label}: {e}");
-        1
+        Ended::Failed
     };
-
-    let (mut steps, mut state, clients) = prepare(args, template, build, src, label, &run_id)
-        .await
-        .map_err(fail)?;
-    if let (true, Source::OpenStack(src), Some(digest)) =
-        (args.skip_unchanged, src, state.inputs_digest.clone())
-    {
-        let (source, fp, existing) = up_to_date(&clients, src, &digest).await.map_err(fail)?;
-        if let Some(image) = existing {
-            skipped(build, label, &run_id, &source, &image, &fp, progress).map_err(fail)?;
-            if let Err(e) = state.journal.finished(true) {
-                tracing::warn!("{e}");
-            }
-            return Ok(Ended::Skipped);
-        }
-        progress.println(&format!(
-            "    fingerprint {fp}: no active image built from these inputs; building"
-        ));
-    } else if args.skip_unchanged {
-        progress
-            .println("    --skip-unchanged: image-file sources are not fingerprinted; building");
-    }
-    let runner = Runner {
-        on_error: args.on_error,
-        timeout: Some(src.build_timeout()),
-        grace: Duration::from_secs(30),
-        progress: progress.clone(),
+    let prepared = match build::prepare(opts, template, b, src, &run_id) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
     };
-    let report = runner.run(&mut steps, &mut state, cancel).await;
-    if let Err(e) = state.journal.finished(report.outcome.is_success()) {
-        tracing::warn!("{e}");
+    match connect(src.auth()).await {
+        Ok(clients) => prepared.run(opts, &clients, progress, cancel).await,
+        Err(e) => fail(e),
     }
-    summarize(label, &report, template);
-
-    if !report.outcome.is_success() {
-        return Err(match report.outcome {
-            Outcome::Cancelled { .. } => 130,
-            _ => 1,
-        });
-    }
-    let entry = manifest_entry(label, src.kind().label(), &run_id, &state, &report);
-    for pp in &build.post_processors {
-        match pp {
-            PostProcessor::Manifest { output } => match manifest::append(output, entry.clone()) {
-                Ok(()) => progress.println(&format!("==> manifest: {}", output.display())),
-                Err(e) => {
-                    eprintln!("forge build: manifest: {e}");
-                    return Err(1);
-                }
-            },
-        }
-    }
-    if let Some(image) = &state.image {
-        println!("{}", image.id);
-    }
-    let mut code = if report.is_clean_success() { 0 } else { 1 };
-    if let Some(policy) = &build.retention {
-        let ok = super::images::after_build(template, label, &clients, policy, progress);
-        if !ok.await && code == 0 {
-            code = RETENTION_FAILED;
-        }
-    }
-    Ok(Ended::Ran(code))
 }
 
 /// Exit code: the image was built, but applying the build's `retention {}` failed.
 pub const RETENTION_FAILED: u8 = 3;
+
+/// A build's exit code: 0 built, 1 failed (or built but a cleanup failed), 3 built but its
+/// retention failed, 130 interrupted.
+fn exit_code(ended: Ended) -> u8 {
+    match ended {
+        Ended::Built { clean: false, .. } | Ended::Failed => 1,
+        Ended::Built {
+            retention_ok: false,
+            ..
+        } => RETENTION_FAILED,
+        Ended::Built { .. } | Ended::Skipped => 0,
+        Ended::Interrupted => 130,
+    }
+}
 
 /// The exit code of several builds: the worst one, where a failed build (1) outranks a
 /// retention failure (3) although its number is lower.
@@ -256,191 +183,6 @@ fn worst(a: u8, b: u8) -> u8 {
         (RETENTION_FAILED, x) | (x, RETENTION_FAILED) => x,
         _ => a.max(b),
     }
-}
-
-/// `--skip-unchanged`: resolve the source image (as step 1 does), compute the fingerprint and
-/// ask Glance for the newest active image of this project that carries it. Only publish, the
-/// last step, writes `forge_fingerprint`, so a failed run's image never matches.
-async fn up_to_date(
-    clients: &Clients,
-    src: &OpenStackSource,
-    inputs_digest: &str,
-) -> anyhow::Result<(Image, String, Option<Image>)> {
-    let selector = steps::source_image_input(&src.source_image).validate()?;
-    let source = steps::source_image::resolve(&clients.image, &selector)
-        .await?
-        .image;
-    let fp = fingerprint::fingerprint(inputs_digest, &source);
-    let query = ImageQuery {
-        owner: clients.image.session().project_id().await?,
-        status: Some(ImageStatus::Active),
-        properties: BTreeMap::from([("forge_fingerprint".to_string(), fp.clone())]),
-        sort: Some("created_at:desc,id:asc".into()),
-        ..ImageQuery::default()
-    };
-    let page = clients
-        .image
-        .list_page(&query, Some(1), None)
-        .await
-        .context("looking for an image with the same forge_fingerprint")?;
-    Ok((source, fp, page.images.into_iter().next()))
-}
-
-/// Report a skipped build: the existing image on stdout (as a built one would be) and in the
-/// manifest with `"skipped": true`.
-fn skipped(
-    build: &Build,
-    label: &str,
-    run_id: &str,
-    source: &Image,
-    image: &Image,
-    fp: &str,
-    progress: &Progress,
-) -> anyhow::Result<()> {
-    eprintln!(
-        "==> {label}: up to date, nothing built (--skip-unchanged): image {} has \
-         forge_fingerprint {fp} (built by run {})",
-        image.describe(),
-        image.property("forge_run_id").unwrap_or("?")
-    );
-    let entry = BuildEntry {
-        name: label.to_string(),
-        builder_type: "openstack".into(),
-        build_time: unix_now(),
-        artifact_id: image.id.clone(),
-        run_id: run_id.to_string(),
-        source_image: Some(source_entry(source)),
-        skipped: true,
-        fingerprint: Some(fp.to_string()),
-        ..BuildEntry::default()
-    };
-    for pp in &build.post_processors {
-        match pp {
-            PostProcessor::Manifest { output } => {
-                manifest::append(output, entry.clone())?;
-                progress.println(&format!("==> manifest: {}", output.display()));
-            }
-        }
-    }
-    println!("{}", image.id);
-    Ok(())
-}
-
-/// Everything before the first step: specs and scripts loaded (so a broken one fails before
-/// anything is created), the cloud logged in to, the pipeline assembled, the journal opened.
-async fn prepare(
-    args: &Args,
-    template: &Template,
-    build: &Build,
-    src: &Source,
-    label: &str,
-    run_id: &str,
-) -> anyhow::Result<(Vec<Box<dyn Step<BuildState>>>, BuildState, Clients)> {
-    let provisioners = load_provisioners(build, &args.resource_roots)?;
-    // Only OpenStack sources are fingerprinted (`--skip-unchanged`); see `fingerprint.rs`.
-    let inputs = match src {
-        Source::OpenStack(s) => {
-            let inputs = inputs(template, label, s, &provisioners)?;
-            tracing::debug!("fingerprint inputs: {}", inputs.canonical());
-            Some(inputs)
-        }
-        Source::ImageFile(_) => None,
-    };
-    let clients = connect(src.auth()).await?;
-    let forge_properties = steps::forge_properties(&args.template, label);
-    let verify = args.verify;
-    let steps = match src {
-        Source::OpenStack(s) => {
-            steps::openstack_pipeline(s, &clients, provisioners, verify, forge_properties)?
-        }
-        #[cfg(feature = "guestfs")]
-        Source::ImageFile(s) => {
-            steps::image_file_pipeline(s, &clients.image, provisioners, verify, forge_properties)?
-        }
-        #[cfg(not(feature = "guestfs"))]
-        Source::ImageFile(_) => anyhow::bail!(
-            "image-file sources need libguestfs: this forge was built without the `guestfs` feature"
-        ),
-    };
-    let journal_path = args
-        .journal
-        .clone()
-        .unwrap_or_else(|| Journal::default_path(run_id));
-    let mut journal = Journal::create(&journal_path, run_id)?;
-    tracing::debug!("journal: {}", journal_path.display());
-    // Where the resources will be, so `forge cleanup` logs in to the same cloud.
-    journal.cloud(crate::cleanup::cloud_info(clients.image.session()).await?)?;
-    let state = BuildState {
-        run_id: run_id.to_string(),
-        journal,
-        inputs_digest: inputs.map(|i| i.digest()),
-        ..BuildState::default()
-    };
-    Ok((steps, state, clients))
-}
-
-/// The build's static fingerprint inputs, from the loaded provisioners (so every spec and
-/// script is hashed as it will run).
-fn inputs(
-    template: &Template,
-    label: &str,
-    src: &OpenStackSource,
-    provisioners: &[Provisioner],
-) -> anyhow::Result<Inputs> {
-    let mut inputs = Inputs::new(template, label, src)?;
-    for p in provisioners {
-        match p {
-            Provisioner::Validators {
-                spec,
-                arguments,
-                sensitive,
-                test_only,
-            } => inputs.validators(spec, arguments, sensitive, *test_only)?,
-            Provisioner::Inline(cmds) => inputs.shell_inline(template, cmds),
-            Provisioner::Script { content, .. } => inputs.shell_script(content),
-        }
-    }
-    Ok(inputs)
-}
-
-/// Load every spec and read every script the build's provisioners name.
-fn load_provisioners(build: &Build, roots: &[PathBuf]) -> anyhow::Result<Vec<Provisioner>> {
-    let mut out = Vec::new();
-    for p in &build.provisioners {
-        out.push(match p {
-            TemplateProvisioner::Validators(v) => {
-                let spec = crate::spec::load(&v.spec, roots)?;
-                let arguments = v
-                    .arguments
-                    .iter()
-                    .map(|(k, a)| (k.clone(), a.value.clone()))
-                    .collect();
-                // A wrong argument fails here, before anything is created or launched.
-                crate::spec::check_arguments(&spec, &arguments)
-                    .with_context(|| format!("image spec {}", v.spec.display()))?;
-                Provisioner::Validators {
-                    spec,
-                    arguments,
-                    sensitive: v
-                        .arguments
-                        .iter()
-                        .filter(|(_, a)| a.sensitive)
-                        .map(|(k, _)| k.clone())
-                        .collect(),
-                    test_only: v.test_only,
-                }
-            }
-            TemplateProvisioner::Shell(ShellProvisioner::Inline(cmds)) => {
-                Provisioner::Inline(cmds.clone())
-            }
-            TemplateProvisioner::Shell(ShellProvisioner::Script(path)) => Provisioner::Script {
-                path: path.clone(),
-                content: std::fs::read(path)
-                    .with_context(|| format!("shell script {}", path.display()))?,
-            },
-        });
-    }
-    Ok(out)
 }
 
 /// Log in with the template's auth settings on top of `clouds.yaml` and `OS_*` (the template
@@ -494,95 +236,23 @@ pub(crate) async fn connect(auth: &Auth) -> anyhow::Result<Clients> {
     })
 }
 
-/// Print how the build ended, the failed cleanups and (with `--on-error=abort`) the leftovers.
-fn summarize(label: &str, report: &Report, template: &Template) {
-    let outcome = template.redact(&report.outcome.to_string());
-    eprintln!("==> {label}: {outcome}");
-    for c in &report.cleanups {
-        if let Some(e) = &c.error {
-            eprintln!(
-                "==> cleanup of '{}' failed: {} (run `forge cleanup` later)",
-                c.name,
-                template.redact(e)
-            );
-        }
-    }
-    if !report.leftovers.is_empty() {
-        eprintln!("==> --on-error=abort: left behind:");
-        for l in &report.leftovers {
-            eprintln!("    {l}");
-        }
-    }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-}
-
-fn source_entry(i: &Image) -> SourceImageEntry {
-    SourceImageEntry {
-        id: i.id.clone(),
-        name: i.name.clone().unwrap_or_default(),
-        checksum: i.os_hash_value.clone().or_else(|| i.checksum.clone()),
-    }
-}
-
-fn manifest_entry(
-    label: &str,
-    builder_type: &str,
-    run_id: &str,
-    state: &BuildState,
-    report: &Report,
-) -> BuildEntry {
-    let build_time = unix_now();
-    BuildEntry {
-        name: label.to_string(),
-        builder_type: builder_type.into(),
-        build_time,
-        artifact_id: state
-            .image
-            .as_ref()
-            .map(|i| i.id.clone())
-            .unwrap_or_default(),
-        run_id: run_id.to_string(),
-        custom_data: BTreeMap::new(),
-        source_image: state.source_image.as_ref().map(source_entry),
-        arguments: state.arguments.clone(),
-        steps: report
-            .steps
-            .iter()
-            .map(|s| StepEntry {
-                name: s.name.clone(),
-                seconds: s.duration.as_secs_f64(),
-                ok: s.ok,
-            })
-            .collect(),
-        resources: state
-            .journal
-            .resources()
-            .into_iter()
-            .map(|r| ResourceEntry {
-                kind: r.kind,
-                id: r.id.unwrap_or_default(),
-                name: r.name,
-                deleted: r.deleted,
-            })
-            .collect(),
-        skipped: false,
-        fingerprint: state
-            .image
-            .as_ref()
-            .and_then(|i| i.property("forge_fingerprint"))
-            .map(str::to_string),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{worst, RETENTION_FAILED};
+    use super::{exit_code, worst, Ended, RETENTION_FAILED};
+
+    #[test]
+    fn how_a_build_ended_maps_to_the_documented_codes() {
+        let built = |clean, retention_ok| Ended::Built {
+            clean,
+            retention_ok,
+        };
+        assert_eq!(exit_code(built(true, true)), 0);
+        assert_eq!(exit_code(built(false, true)), 1);
+        assert_eq!(exit_code(built(false, false)), 1);
+        assert_eq!(exit_code(built(true, false)), RETENTION_FAILED);
+        assert_eq!(exit_code(Ended::Failed), 1);
+        assert_eq!(exit_code(Ended::Interrupted), 130);
+    }
 
     #[test]
     fn a_failed_build_outranks_a_failed_retention() {

@@ -14,13 +14,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
-use chrono::Utc;
 
 use crate::cli::validate::VarArgs;
-use crate::pipeline::Progress;
-use crate::retention::{self, Action, BuildId, Retention, UsageChecker};
+use crate::names;
+use crate::retention::{self, BuildId, Retention};
 use crate::steps::Clients;
-use crate::template::{self, Auth, Source, Template};
+use crate::template::{self, Auth, Build, Template};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -38,7 +37,7 @@ pub enum Command {
 pub struct Target {
     /// The template file (HCL).
     pub template: PathBuf,
-    /// Only this build: a build label (`NAME.openstack.SOURCE`) or a build block's `name`.
+    /// Only this build: a build label (`NAME.TYPE.SOURCE`) or a build block's `name`.
     /// Default: every build of the template.
     #[arg(long = "build", value_name = "NAME")]
     pub build: Option<String>,
@@ -142,49 +141,35 @@ pub fn run(cmd: Command) -> ExitCode {
     }
 }
 
-/// One build of one OpenStack source, as `forge build` labels it.
+/// One build of one source (of any kind), as `forge build` labels it.
 struct Selected<'t> {
     label: String,
     retention: Option<&'t Retention>,
     auth: &'t Auth,
 }
 
-/// The template's builds (`NAME.openstack.SOURCE`), or those `wanted` names (a label or a build
+/// The template's builds (`NAME.TYPE.SOURCE`), or those `wanted` names (a label or a build
 /// block's name). Errors list what there is.
 fn select<'t>(template: &'t Template, wanted: Option<&str>) -> anyhow::Result<Vec<Selected<'t>>> {
-    let mut all = Vec::new();
+    let mut every = Vec::new();
     for build in &template.builds {
-        for r in &build.sources {
-            if let Some(Source::OpenStack(src)) = template.source(r) {
-                let label = match &build.name {
-                    Some(n) => format!("{n}.openstack.{}", src.name),
-                    None => format!("openstack.{}", src.name),
-                };
-                let hit = wanted.is_none_or(|w| w == label || build.name.as_deref() == Some(w));
-                if hit {
-                    all.push(Selected {
-                        label,
-                        retention: build.retention.as_ref(),
-                        auth: &src.auth,
-                    });
-                }
-            }
+        for src in build.sources.iter().filter_map(|r| template.source(r)) {
+            every.push((build, names::build_label(build, src), src.auth()));
         }
     }
+    let labels: Vec<&str> = every.iter().map(|(_, l, _)| l.as_str()).collect();
+    let hit =
+        |b: &Build, label: &str| wanted.is_none_or(|w| w == label || b.name.as_deref() == Some(w));
+    let all: Vec<Selected<'t>> = every
+        .iter()
+        .filter(|(b, label, _)| hit(b, label))
+        .map(|(b, label, auth)| Selected {
+            label: label.clone(),
+            retention: b.retention.as_ref(),
+            auth,
+        })
+        .collect();
     if all.is_empty() {
-        let labels: Vec<String> = template
-            .builds
-            .iter()
-            .flat_map(|b| {
-                b.sources.iter().filter_map(|r| match template.source(r) {
-                    Some(Source::OpenStack(s)) => Some(match &b.name {
-                        Some(n) => format!("{n}.openstack.{}", s.name),
-                        None => format!("openstack.{}", s.name),
-                    }),
-                    _ => None,
-                })
-            })
-            .collect();
         match wanted {
             Some(w) => bail!(
                 "no build '{w}' in {}; its builds: {}",
@@ -195,7 +180,7 @@ fn select<'t>(template: &'t Template, wanted: Option<&str>) -> anyhow::Result<Ve
                     labels.join(", ")
                 }
             ),
-            None => bail!("{} has no OpenStack build", template.path.display()),
+            None => bail!("{} has no build", template.path.display()),
         }
     }
     Ok(all)
@@ -204,24 +189,8 @@ fn select<'t>(template: &'t Template, wanted: Option<&str>) -> anyhow::Result<Ve
 /// Log in with the build's auth and name its images.
 async fn open(template: &Path, s: &Selected<'_>) -> anyhow::Result<(Clients, BuildId)> {
     let clients = super::build::connect(s.auth).await?;
-    let id = build_id(template, &s.label, &clients).await?;
+    let id = BuildId::of(&clients.image, template, &s.label).await?;
     Ok((clients, id))
-}
-
-/// The identity of build `label`'s images in the project `clients` are logged in to.
-async fn build_id(template: &Path, label: &str, clients: &Clients) -> anyhow::Result<BuildId> {
-    let owner = clients
-        .image
-        .session()
-        .project_id()
-        .await?
-        .ok_or(retention::Error::NoProject)?;
-    let props = crate::steps::forge_properties(template, label);
-    Ok(BuildId {
-        template: props.get("forge_template").cloned().unwrap_or_default(),
-        build: label.to_string(),
-        owner,
-    })
 }
 
 async fn list(template: &Template, builds: &[Selected<'_>]) -> anyhow::Result<u8> {
@@ -305,94 +274,15 @@ async fn prune(template: &Template, builds: &[Selected<'_>], a: &PruneArgs) -> a
     let mut failed = 0;
     for (s, p) in &work {
         let (clients, id) = open(&template.path, s).await?;
-        failed += prune_build(&clients, &id, p, a.yes, &mut |l| println!("{l}")).await?;
+        let mut out = |l: &str| println!("{l}");
+        failed += retention::prune_build(&clients.image, &clients.compute, &id, p, a.yes, &mut out)
+            .await
+            .with_context(|| format!("planning retention of {id}"))?;
     }
     if !a.yes {
         println!("==> dry run: nothing changed (pass --yes to act)");
     }
     Ok(if failed > 0 { 1 } else { 0 })
-}
-
-/// Plan one build's retention, print it, and act on it when `act`. Returns how many actions
-/// failed. Lines go to `out` (stdout for `prune`, the progress stream for `build`).
-pub(crate) async fn prune_build(
-    clients: &Clients,
-    id: &BuildId,
-    policy: &Retention,
-    act: bool,
-    out: &mut dyn FnMut(&str),
-) -> anyhow::Result<usize> {
-    let mut checker = UsageChecker::new(clients.compute.clone());
-    let plan = retention::make_plan(&clients.image, &mut checker, id, policy, Utc::now())
-        .await
-        .with_context(|| format!("planning retention of {id}"))?;
-    out(&format!(
-        "==> retention of {id} in project {}: {} image(s); keep {}, hide older: {}, delete \
-         unused after: {}{}",
-        id.owner,
-        plan.entries.len(),
-        policy.keep,
-        if policy.hide_older { "yes" } else { "no" },
-        policy
-            .delete_unused_after
-            .map(retention::short_duration)
-            .unwrap_or_else(|| "never".into()),
-        match plan.scope {
-            Some(retention::ServerScope::OwnProject) => {
-                " (servers checked in this project only: not an admin)"
-            }
-            _ => "",
-        }
-    ));
-    for e in &plan.entries {
-        let changes = matches!(e.action, Action::Hide | Action::Delete);
-        let prefix = if changes && !act { "would " } else { "" };
-        out(&format!("    {prefix}{}", e.line()));
-    }
-    if !act {
-        return Ok(0);
-    }
-    let failed = retention::apply(&clients.image, &mut checker, &plan, &mut |e, r| match r {
-        Ok(done) => out(&format!("    {done}: {}", e.image.id)),
-        Err(why) => out(&format!(
-            "    FAILED to {} {}: {why}",
-            e.action.as_str(),
-            e.image.id
-        )),
-    })
-    .await;
-    Ok(failed)
-}
-
-/// Retention after a successful `forge build` of `label`: the template's block, applied with
-/// the build's own clients. Prints what it did on the progress stream; `false` (after printing
-/// why) when it failed.
-pub(crate) async fn after_build(
-    template: &Template,
-    label: &str,
-    clients: &Clients,
-    policy: &Retention,
-    progress: &Progress,
-) -> bool {
-    let result = async {
-        let id = build_id(&template.path, label, clients).await?;
-        prune_build(clients, &id, policy, true, &mut |l| progress.println(l)).await
-    }
-    .await;
-    match result {
-        Ok(0) => true,
-        Ok(n) => {
-            eprintln!(
-                "forge build: {label}: retention: {n} action(s) failed (the new image is kept)"
-            );
-            false
-        }
-        Err(e) => {
-            let e = template.redact(&format!("{e:#}"));
-            eprintln!("forge build: {label}: retention failed (the new image is kept): {e}");
-            false
-        }
-    }
 }
 
 async fn promote(

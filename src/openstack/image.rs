@@ -100,6 +100,9 @@ macro_rules! api_enum {
         pub enum $name { $($variant),+ }
 
         impl $name {
+            /// Every value, as the API spells it.
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
             /// The API's spelling.
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }

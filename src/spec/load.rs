@@ -24,6 +24,10 @@ const VALIDATOR_TYPES: &str =
 pub fn load(path: &Path, extra_roots: &[PathBuf]) -> Result<Spec, SpecError> {
     let bytes = std::fs::read(path)
         .map_err(|e| SpecError::single(path, None, format!("cannot read the spec: {e}")))?;
+    let sha256 = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&bytes))
+    };
     let text = match String::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
@@ -61,6 +65,7 @@ pub fn load(path: &Path, extra_roots: &[PathBuf]) -> Result<Spec, SpecError> {
     if loader.problems.is_empty() {
         Ok(Spec {
             path: path.to_path_buf(),
+            sha256,
             arguments,
             validators,
         })

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct Spec {
     pub(crate) path: PathBuf,
+    /// sha256 (hex) of the spec file's bytes as loaded: the file is read once.
+    pub(crate) sha256: String,
     pub(crate) arguments: Vec<Argument>,
     pub(crate) validators: Vec<Validator>,
 }
@@ -16,6 +18,11 @@ impl Spec {
     /// The spec file as given to [`crate::spec::load`].
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// sha256 (hex) of the spec file's content, as it was loaded.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
     }
 
     /// Declared arguments, in declaration order (hidden ones included).

@@ -265,7 +265,7 @@ impl<'a> Reader<'a> {
     pub fn visibility(&mut self, name: &'static str, d: &mut Diagnostics) -> Option<Visibility> {
         let s = self.string(name, d)?;
         let a = self.attr(name)?;
-        let v = Visibility::parse(&s);
+        let v = s.parse::<Visibility>().ok();
         if v.is_none() {
             d.push(self.scope.file.error(
                 span_of(&a.value),

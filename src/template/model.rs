@@ -227,38 +227,9 @@ pub struct ImageFilter {
     pub most_recent: bool,
 }
 
-/// Glance image visibility.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Visibility {
-    Public,
-    Private,
-    Shared,
-    Community,
-}
-
-impl Visibility {
-    pub(crate) const NAMES: [&'static str; 4] = ["public", "private", "shared", "community"];
-
-    /// The Glance API spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Visibility::Public => "public",
-            Visibility::Private => "private",
-            Visibility::Shared => "shared",
-            Visibility::Community => "community",
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> Option<Self> {
-        match s {
-            "public" => Some(Visibility::Public),
-            "private" => Some(Visibility::Private),
-            "shared" => Some(Visibility::Shared),
-            "community" => Some(Visibility::Community),
-            _ => None,
-        }
-    }
-}
+/// Glance image visibility: the image client's type, so a template's value reaches the API
+/// request as it was decoded.
+pub use crate::openstack::image::Visibility;
 
 /// Cloud-init user data: inline text or a file (resolved path).
 #[derive(Debug, Clone, PartialEq)]

@@ -123,7 +123,7 @@ impl Watched {
                 && match trigger {
                     Trigger::Announced => true,
                     Trigger::Created(kind) => self.records().iter().any(|r| {
-                        matches!(r, Record::Created { step: s, kind: k, .. } if s == step && k == kind)
+                        matches!(r, Record::Created { step: s, kind: k, .. } if s == step && k.as_str() == kind)
                     }),
                 };
             if ready {

@@ -47,6 +47,7 @@ mod pack_cli;
 mod pack_pipeline;
 mod pack_remote;
 mod pipeline;
+mod seam_build_images;
 mod secrets;
 mod spec_batch;
 mod spec_engine;

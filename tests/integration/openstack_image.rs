@@ -9,18 +9,14 @@ use forge::openstack::image::{
     ImageClient, ImageQuery, ImageStatus, ImageUpdate, MemberStatus, NewImage, Visibility,
 };
 use forge::pipeline::{Progress, Step, StepContext};
-use forge::steps::source_image::{
-    resolve, SourceImageFilter, SourceImageInput, SourceImageStep, SourceSelector,
-};
+use forge::steps::source_image::{resolve, SourceImageStep};
 use forge::steps::BuildState;
+use forge::template::{ImageFilter, SourceImage};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-fn filter_input(f: SourceImageFilter) -> SourceImageInput {
-    SourceImageInput {
-        source_image_filter: Some(f),
-        ..Default::default()
-    }
+fn filter_input(f: ImageFilter) -> SourceImage {
+    SourceImage::Filter(f)
 }
 
 fn new_image(name: &str, tags: &[&str], props: &[(&str, &str)]) -> NewImage {
@@ -81,13 +77,13 @@ async fn filter_by_tags_and_name_and_property_is_one_request() {
             .await
             .unwrap();
 
-        let input = filter_input(SourceImageFilter {
+        let input = filter_input(ImageFilter {
             name: Some(name.clone()),
             tags: vec![tag.clone(), "base".into()],
             properties: BTreeMap::from([("os_distro".into(), "debian".into())]),
             ..Default::default()
         });
-        let selector = input.validate().unwrap();
+        let selector = input.clone();
         let before = admin.session().request_count();
         let got = resolve(&admin, &selector).await.unwrap();
         let requests = admin.session().request_count() - before;
@@ -96,7 +92,7 @@ async fn filter_by_tags_and_name_and_property_is_one_request() {
         assert_eq!(requests, 1, "an unambiguous filter must cost one request");
 
         // The step itself: prints and records the image.
-        let mut step = SourceImageStep::new(admin.clone(), input);
+        let mut step = SourceImageStep::new(admin.clone(), input, None);
         let mut state = BuildState::default();
         let cx = StepContext {
             cancel: CancellationToken::new(),
@@ -180,26 +176,24 @@ async fn most_recent_picks_the_newest_and_ambiguity_lists_candidates() {
             .await;
             made.push(img);
         }
-        let filter = SourceImageFilter {
+        let filter = ImageFilter {
             tags: vec![tag.clone()],
             most_recent: true,
             ..Default::default()
         };
         let before = admin.session().request_count();
-        let got = resolve(&admin, &filter_input(filter.clone()).validate().unwrap())
+        let got = resolve(&admin, &filter_input(filter.clone()))
             .await
             .unwrap();
         assert_eq!(admin.session().request_count() - before, 1);
         assert_eq!(got.image.id, made[2].id, "newest of three");
         assert!(got.tie.is_none());
 
-        let ambiguous = SourceImageFilter {
+        let ambiguous = ImageFilter {
             most_recent: false,
             ..filter
         };
-        let err = resolve(&admin, &filter_input(ambiguous).validate().unwrap())
-            .await
-            .unwrap_err();
+        let err = resolve(&admin, &filter_input(ambiguous)).await.unwrap_err();
         let msg = format!("{err:#}");
         assert!(msg.contains("3 active images match"), "{msg}");
         assert!(msg.contains("most_recent"), "{msg}");
@@ -209,11 +203,8 @@ async fn most_recent_picks_the_newest_and_ambiguity_lists_candidates() {
         }
 
         // source_image_name: exact and ambiguous.
-        let by_name = SourceImageInput {
-            source_image_name: Some(format!("{tag}-v1")),
-            ..Default::default()
-        };
-        let got = resolve(&admin, &by_name.validate().unwrap()).await.unwrap();
+        let by_name = SourceImage::Name(format!("{tag}-v1"));
+        let got = resolve(&admin, &by_name).await.unwrap();
         assert_eq!(got.image.id, made[1].id);
         cloud::active_image(
             &admin,
@@ -221,26 +212,19 @@ async fn most_recent_picks_the_newest_and_ambiguity_lists_candidates() {
             data.path(),
         )
         .await;
-        let err = resolve(&admin, &by_name.validate().unwrap())
-            .await
-            .unwrap_err();
+        let err = resolve(&admin, &by_name).await.unwrap_err();
         assert!(
             format!("{err:#}").contains("2 active images match"),
             "{err:#}"
         );
 
         // No match shows the query; a bad id is clear.
-        let none = filter_input(SourceImageFilter {
+        let none = filter_input(ImageFilter {
             tags: vec![tag.clone()],
             name: Some("no-such-name".into()),
             ..Default::default()
         });
-        let err = format!(
-            "{:#}",
-            resolve(&admin, &none.validate().unwrap())
-                .await
-                .unwrap_err()
-        );
+        let err = format!("{:#}", resolve(&admin, &none).await.unwrap_err());
         assert!(err.contains("no active image matches"), "{err}");
         assert!(
             err.contains("name=no-such-name") && err.contains(&format!("tag={tag}")),
@@ -248,7 +232,7 @@ async fn most_recent_picks_the_newest_and_ambiguity_lists_candidates() {
         );
         let err = resolve(
             &admin,
-            &SourceSelector::Id("00000000-0000-0000-0000-000000000000".into()),
+            &SourceImage::Id("00000000-0000-0000-0000-000000000000".into()),
         )
         .await
         .unwrap_err();
@@ -258,7 +242,7 @@ async fn most_recent_picks_the_newest_and_ambiguity_lists_candidates() {
             .create(&new_image(&format!("{tag}-q"), &[&tag], &[]))
             .await
             .unwrap();
-        let err = resolve(&admin, &SourceSelector::Id(queued.id.clone()))
+        let err = resolve(&admin, &SourceImage::Id(queued.id.clone()))
             .await
             .unwrap_err();
         assert!(
@@ -287,11 +271,11 @@ async fn shared_image_is_seen_by_the_other_project_only_after_accepting() {
         let img = cloud::active_image(&admin, &n, data.path()).await;
         admin.add_member(&img.id, &demo_project).await.unwrap();
 
-        let input = filter_input(SourceImageFilter {
+        let input = filter_input(ImageFilter {
             tags: vec![tag.clone()],
             ..Default::default()
         });
-        let selector = input.validate().unwrap();
+        let selector = input.clone();
         let err = resolve(&demo, &selector).await.unwrap_err();
         assert!(
             format!("{err:#}").contains("no active image matches"),
