@@ -1,6 +1,6 @@
 //! Support for the tests that run against the real test cloud started by `tests/cloud/up.sh`
-//! (Keystone, Glance, Placement and Nova with the fake virt driver on 127.0.0.1; see the
-//! script's header for its two stand-ins).
+//! (Keystone, Glance, Placement, Nova with the fake virt driver, Neutron, Cinder on 127.0.0.1;
+//! see the script's header for its one stand-in and how Neutron and Cinder are set up).
 //!
 //! When the cloud is not running, a test prints `skipped: ...` and returns, or fails when
 //! `FORGE_REQUIRE_INTEGRATION=1` (CI) is set.
@@ -61,6 +61,35 @@ pub fn available(needs_nova: bool) -> bool {
     }
     let msg = format!(
         "test cloud not running (missing: {}); start it with `sudo tests/cloud/up.sh`",
+        missing.join(", ")
+    );
+    if std::env::var("FORGE_REQUIRE_INTEGRATION").as_deref() == Ok("1") {
+        panic!("{msg}");
+    }
+    eprintln!("skipped: {msg}");
+    false
+}
+
+/// Neutron (`neutron-server`, real since up.sh runs it) and Cinder's API, for
+/// [`available_with`].
+pub const NEUTRON: (&str, u16) = ("neutron-server", 9696);
+pub const CINDER: (&str, u16) = ("cinder-api", 8776);
+
+/// Like [`available`]`(true)` (Nova too), and also each of `services` listening.
+pub fn available_with(services: &[(&str, u16)]) -> bool {
+    if !available(true) {
+        return false;
+    }
+    let missing: Vec<String> = services
+        .iter()
+        .filter(|(_, port)| !listening(*port))
+        .map(|(name, port)| format!("{name} on 127.0.0.1:{port}"))
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!(
+        "test cloud lacks {} (an older up.sh?); restart it with `sudo tests/cloud/up.sh`",
         missing.join(", ")
     );
     if std::env::var("FORGE_REQUIRE_INTEGRATION").as_deref() == Ok("1") {
