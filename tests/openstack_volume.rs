@@ -13,6 +13,8 @@ use forge::openstack::image::{ImageClient, NewImage};
 use forge::openstack::volume::{NewVolume, VolumeClient};
 use forge::openstack::wait::WaitOptions;
 use forge::pipeline::Progress;
+use reqwest::Method;
+use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 fn opts() -> WaitOptions {
@@ -136,10 +138,19 @@ async fn impossible_volume_fails_its_wait_with_cinders_message() {
     let images = ImageClient::new(session.clone());
     let tag = cloud::unique("volerr");
     with_volume_cleanup(&volumes, &images, &tag, async {
-        // far larger than the share: the scheduler finds no backend, the volume goes 'error'
+        // a type whose backend does not exist: the scheduler finds none, the volume goes 'error'
+        let types = session.url("volumev3", &["types"]).await.unwrap();
+        let body = json!({"volume_type": {"name": format!("{tag}-nowhere"),
+            "extra_specs": {"volume_backend_name": "no-such-backend"}}});
+        let made: Value = session
+            .send_json(Method::POST, types.clone(), |r| r.json(&body))
+            .await
+            .unwrap();
+        let type_id = made["volume_type"]["id"].as_str().unwrap().to_string();
         let new = NewVolume {
-            name: format!("{tag}-huge"),
-            size_gib: 1 << 20,
+            name: format!("{tag}-nowhere"),
+            size_gib: 1,
+            volume_type: Some(type_id.clone()),
             ..Default::default()
         };
         let created = volumes.create(&new).await.unwrap();
@@ -162,6 +173,15 @@ async fn impossible_volume_fails_its_wait_with_cinders_message() {
             "Cinder's user message: {text}"
         );
         assert!(volumes.delete(&created.id).await.unwrap());
+        volumes
+            .wait_deleted(&created.id, opts(), &CancellationToken::new(), &Progress::hidden())
+            .await
+            .unwrap();
+        let url = session
+            .url("volumev3", &["types", &type_id])
+            .await
+            .unwrap();
+        session.send(Method::DELETE, url, |r| r).await.unwrap();
 
         let zero = NewVolume {
             name: format!("{tag}-zero"),

@@ -243,7 +243,15 @@ discover_hosts_in_cells_interval = 10
 $KS_AUTH
 username = nova
 [service_user]
-send_service_user_token = false
+# Cinder deletes an in-use volume's attachment only for a request carrying Nova's service token
+send_service_user_token = true
+auth_type = password
+auth_url = http://127.0.0.1:5000/v3
+project_domain_name = Default
+user_domain_name = Default
+project_name = service
+username = nova
+password = $SVC_PW
 [placement]
 auth_type = password
 auth_url = http://127.0.0.1:5000/v3
@@ -736,6 +744,8 @@ if [ "$WITH_NOVA" = 1 ]; then
   [ -e "$B/state/.neutron-init" ] || { tail -30 "$B/log/neutron-db-manage.out"; die "neutron-db-manage failed"; }
   # physnet1's bridge (empty: nothing is ever plugged into it, see the header)
   ip link show forge-ext > /dev/null 2>&1 || ip link add forge-ext type bridge
+  # a cloud started by an older up.sh runs the Neutron stand-in on 9696: the real one replaces it
+  if running neutron-stub; then kill "$(cat "$B/run/neutron-stub.pid")"; rm -f "$B/run/neutron-stub.pid"; sleep 0.5; fi
   start_bg neutron-server /usr/bin/neutron-server $NEUTRON_CONF --log-file "$B/log/neutron-server.log"
   start_bg neutron-linuxbridge-agent /usr/bin/neutron-linuxbridge-agent --config-file "$B/etc/neutron/neutron.conf" \
     --config-file "$B/etc/neutron/linuxbridge_agent.ini" --log-file "$B/log/neutron-linuxbridge-agent.log"
