@@ -816,8 +816,11 @@ if [ "$WITH_CINDER" = 1 ]; then
   log "cinder-api up on 127.0.0.1:8776"
 fi
 if [ "$WITH_NOVA" = 1 ]; then
-  /usr/bin/python3 "$B/bin/seed_cloud.py" "$ADMIN_PW" "$DEMO_PW" "$WITH_CINDER" > "$B/log/seed_cloud.out" 2>&1 \
-    || { tail -30 "$B/log/seed_cloud.out"; die "seeding networks/volume types failed"; }
+  if [ ! -e "$B/state/.seeded-cinder$WITH_CINDER" ]; then
+    /usr/bin/python3 "$B/bin/seed_cloud.py" "$ADMIN_PW" "$DEMO_PW" "$WITH_CINDER" > "$B/log/seed_cloud.out" 2>&1 \
+      || { tail -30 "$B/log/seed_cloud.out"; die "seeding networks/volume types failed"; }
+    touch "$B/state/.seeded-cinder$WITH_CINDER"
+  fi
   # the agent must have reported for Nova's port binding to succeed; cinder-volume for volumes
   TOK=$(token)
   for i in $(seq 1 240); do
