@@ -1,6 +1,7 @@
 //! Cinder, against the test cloud's real Cinder (api, scheduler, volume with the NFS driver on a
 //! bind-mounted local share, volume type `nfs`; see tests/cloud/up.sh): a volume from an image
-//! with size, type and availability zone; get and list; an impossible volume fails its wait
+//! with size, type and availability zone; a fake-driver server booted from it (the volume
+//! outlives the server); get and list; an impossible volume fails its wait
 //! with Cinder's message (not a timeout); a wait is cancellable; upload to Glance as a raw
 //! image; delete. No stand-in: every answer is Cinder's.
 
@@ -8,6 +9,7 @@ mod cloud;
 
 use std::time::{Duration, Instant};
 
+use forge::openstack::compute::{ComputeClient, NewServer};
 use forge::openstack::error::Error;
 use forge::openstack::image::{ImageClient, NewImage};
 use forge::openstack::volume::{NewVolume, VolumeClient};
@@ -174,13 +176,15 @@ async fn impossible_volume_fails_its_wait_with_cinders_message() {
         );
         assert!(volumes.delete(&created.id).await.unwrap());
         volumes
-            .wait_deleted(&created.id, opts(), &CancellationToken::new(), &Progress::hidden())
+            .wait_deleted(
+                &created.id,
+                opts(),
+                &CancellationToken::new(),
+                &Progress::hidden(),
+            )
             .await
             .unwrap();
-        let url = session
-            .url("volumev3", &["types", &type_id])
-            .await
-            .unwrap();
+        let url = session.url("volumev3", &["types", &type_id]).await.unwrap();
         session.send(Method::DELETE, url, |r| r).await.unwrap();
 
         let zero = NewVolume {
@@ -236,5 +240,71 @@ async fn volume_wait_is_cancellable() {
             .unwrap();
         assert!(volumes.delete(&created.id).await.unwrap());
     })
+    .await;
+}
+
+#[tokio::test]
+async fn server_boots_from_volume_and_the_volume_outlives_it() {
+    if !cloud::available_with(&[cloud::CINDER]) {
+        return;
+    }
+    let session = cloud::session(cloud::ADMIN).await;
+    let volumes = VolumeClient::new(session.clone());
+    let images = ImageClient::new(session.clone());
+    let nova = ComputeClient::new(session.clone());
+    let tag = cloud::unique("bfv");
+    let cancel = CancellationToken::new();
+    let progress = Progress::hidden();
+    with_volume_cleanup(
+        &volumes,
+        &images,
+        &tag,
+        cloud::with_compute_cleanup(&session, &tag, async {
+            let data = cloud::data_file(1 << 20, 0x42);
+            let mut src = NewImage::named(&format!("{tag}-src"));
+            src.tags = vec![tag.clone()];
+            let source = cloud::active_image(&images, &src, data.path()).await;
+            let created = volumes
+                .create(&NewVolume {
+                    name: format!("{tag}-root"),
+                    size_gib: 1,
+                    image_id: Some(source.id.clone()),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            volumes
+                .wait_available(&created.id, opts(), &cancel, &progress)
+                .await
+                .unwrap();
+
+            let mut new = NewServer::new(&format!("{tag}-vm"), "", "1");
+            new.boot_volume = Some(created.id.clone());
+            let id = nova.create_server(&new).await.unwrap();
+            let server = nova
+                .wait_active(&id, opts(), &cancel, &progress)
+                .await
+                .unwrap();
+            assert_eq!(server.status, "ACTIVE");
+            let attached = volumes
+                .wait_in_use(&created.id, opts(), &cancel, &progress)
+                .await
+                .unwrap();
+            assert_eq!(
+                attached.attachments[0].server_id.as_deref(),
+                Some(id.as_str())
+            );
+
+            nova.delete_server_and_wait(&id, opts(), &cancel, &progress)
+                .await
+                .unwrap();
+            let kept = volumes
+                .wait_available(&created.id, opts(), &cancel, &progress)
+                .await
+                .unwrap();
+            assert!(kept.attachments.is_empty(), "{kept:?}");
+            assert!(volumes.delete(&created.id).await.unwrap());
+        }),
+    )
     .await;
 }
