@@ -10,12 +10,19 @@ cd "$(dirname "$0")/.."
 LOGS=${FORGE_TEST_LOGS:-/tmp/forge-test-logs}; mkdir -p "$LOGS"
 say() { echo "==> $*"; }
 
+say "installing build dependencies (scripts/build-deps.sh; log $LOGS/build-deps.log)"
+scripts/build-deps.sh > "$LOGS/build-deps.log" 2>&1 || { tail -n 30 "$LOGS/build-deps.log"; exit 1; }
+# Compile while the cloud and the hosts are set up (those are mostly downloads and installs).
+say "building forge in the background (log $LOGS/demo-build.log)"
+cargo build > "$LOGS/demo-build.log" 2>&1 &
+BUILD=$!
+trap 'kill "$BUILD" 2>/dev/null || true' EXIT
 say "starting the local test cloud (first run installs packages: a few minutes; log $LOGS/cloud.log)"
 tests/cloud/up.sh > "$LOGS/cloud.log" 2>&1 || { tail -n 30 "$LOGS/cloud.log"; exit 1; }
 say "preparing SSH test hosts (first run debootstraps Debian; log $LOGS/hosts.log)"
 tests/hosts/setup.sh > "$LOGS/hosts.log" 2>&1 || { tail -n 30 "$LOGS/hosts.log"; exit 1; }
-say "building forge"
-cargo build --quiet
+say "waiting for the forge build"
+wait "$BUILD" || { tail -n 30 "$LOGS/demo-build.log"; exit 1; }
 
 HOST=forge-demo
 tests/hosts/host.sh down "$HOST" > /dev/null 2>&1 || true

@@ -4,6 +4,8 @@
 //!
 //! The temp dir is made beside the final file (so moving the result into place is a rename on
 //! one file system) and removes itself, overlay and half-written files included, when dropped.
+//! The result replaces the final file only by [`keep`], once everything else succeeded: a
+//! failed run leaves the previous file as it was.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -78,14 +80,10 @@ impl Staging {
         self.dir.path()
     }
 
-    /// Flatten the overlay (and its backing input) into a standalone qcow2 and return its path:
-    /// `output` when given (written under a temp name, then renamed into place, so `output` is
-    /// either absent or complete), else a file in the temp dir. Cancelling kills `qemu-img`.
-    pub async fn flatten(
-        &self,
-        output: Option<&Path>,
-        cancel: &CancellationToken,
-    ) -> Result<PathBuf, DiskError> {
+    /// Flatten the overlay (and its backing input) into a standalone qcow2 in the temp dir and
+    /// return its path. Cancelling kills `qemu-img`. [`keep`] moves it into place once the work
+    /// it is part of has succeeded.
+    pub async fn flatten(&self, cancel: &CancellationToken) -> Result<PathBuf, DiskError> {
         let flat = self.dir.path().join("flat.qcow2");
         let started = Instant::now();
         let child = tokio::process::Command::new("qemu-img")
@@ -99,23 +97,23 @@ impl Staging {
             () = cancel.cancelled() => return Err(DiskError::Cancelled),
         };
         check("convert", &out)?;
-        let result = match output {
-            Some(output) => {
-                std::fs::rename(&flat, output).map_err(|source| DiskError::Rename {
-                    path: output.to_path_buf(),
-                    source,
-                })?;
-                output.to_path_buf()
-            }
-            None => flat,
-        };
         tracing::info!(
             "{}: flattened in {:.1} s",
-            result.display(),
+            flat.display(),
             started.elapsed().as_secs_f64()
         );
-        Ok(result)
+        Ok(flat)
     }
+}
+
+/// Move a flattened file (from [`Staging::flatten`], whose temp dir is beside `output`) to
+/// `output` by one rename: `output` is at every instant either its previous file or the new,
+/// complete one.
+pub fn keep(flat: &Path, output: &Path) -> Result<(), DiskError> {
+    std::fs::rename(flat, output).map_err(|source| DiskError::Rename {
+        path: output.to_path_buf(),
+        source,
+    })
 }
 
 /// The directory a new `output` file goes in (`.` for a bare file name).
@@ -157,14 +155,13 @@ mod tests {
     /// Real qemu-img and qemu-io on a small raw file: a write through the overlay reaches the
     /// flattened copy, which has no backing file, and never the input.
     #[tokio::test]
+    #[ignore = "needs qemu-utils: tests/image/setup.sh"]
     async fn overlay_then_flatten_leaves_the_input_alone() {
-        if std::process::Command::new("qemu-io")
+        if let Err(e) = std::process::Command::new("qemu-io")
             .arg("--version")
             .output()
-            .is_err()
         {
-            eprintln!("skipped: qemu-utils (qemu-img, qemu-io) is not installed");
-            return;
+            panic!("not run: needs qemu-utils (qemu-img, qemu-io): {e}; run tests/image/setup.sh");
         }
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("in.raw");
@@ -187,11 +184,15 @@ mod tests {
             ],
         );
         let output = dir.path().join("out.qcow2");
-        let flat = staging
-            .flatten(Some(&output), &CancellationToken::new())
-            .await
-            .unwrap();
-        assert_eq!(flat, output);
+        std::fs::write(&output, b"the previous output").unwrap();
+        let flat = staging.flatten(&CancellationToken::new()).await.unwrap();
+        assert!(flat.starts_with(staging.dir()), "{}", flat.display());
+        assert_eq!(
+            std::fs::read(&output).unwrap(),
+            b"the previous output",
+            "flatten touched the output before keep"
+        );
+        keep(&flat, &output).unwrap();
         let info = run(
             "qemu-img",
             &[

@@ -1,8 +1,10 @@
-//! Step 3 of an image-file build, close image: unmount, sync and close the libguestfs session
-//! (a failed sync fails the build), then flatten overlay and input into a standalone qcow2: the
-//! template's `output`, or a temp file `upload image` sends and `open image`'s cleanup removes.
-//! Cleanup removes the `output` this step wrote unless the build succeeded: a failed build
-//! leaves no artifact behind.
+//! Close image: unmount, sync and close the libguestfs session (a failed sync fails the build),
+//! then, when the image was an overlay, flatten overlay and input into a standalone qcow2 in
+//! the temp dir: what `upload image` sends. An image changed in place is sent as it is.
+//!
+//! The template's `output` (`forge pack --output`) is replaced only when the whole build
+//! succeeded, by this step's cleanup (one rename, after upload and publish): a failed or
+//! interrupted build leaves the previous `output` as it was, and no new one.
 
 use std::path::PathBuf;
 
@@ -14,7 +16,7 @@ use crate::steps::open_image::close;
 use crate::steps::BuildState;
 
 pub struct CloseImageStep {
-    /// `output`: where the packed qcow2 is kept.
+    /// `output`: where the flattened qcow2 is kept once the build succeeded.
     pub output: Option<PathBuf>,
 }
 
@@ -33,53 +35,44 @@ impl Step<BuildState> for CloseImageStep {
         // Put it back whatever happened: `open image`'s cleanup removes the temp dir.
         let disk = state.disk.insert(disk);
         closed.context("closing the disk image")?;
-        let packed = disk
-            .staging
-            .flatten(self.output.as_deref(), &cx.cancel)
-            .await
-            .context("flattening the disk image")?;
-        disk.wrote_output = self.output.is_some();
-        let size = std::fs::metadata(&packed).map(|m| m.len()).unwrap_or(0);
+        let packed = match (&disk.staging, &disk.in_place) {
+            (Some(staging), _) => {
+                let flat = staging
+                    .flatten(&cx.cancel)
+                    .await
+                    .context("flattening the disk image")?;
+                (flat, "qcow2".to_string())
+            }
+            (None, Some(in_place)) => in_place.clone(),
+            // Opened with its writes discarded: nothing to send or keep.
+            (None, None) => return Ok(()),
+        };
+        let size = std::fs::metadata(&packed.0).map(|m| m.len()).unwrap_or(0);
         cx.progress.println(&format!(
             "    packed {} ({:.1} MiB)",
-            packed.display(),
+            packed.0.display(),
             size as f64 / 1048576.0
         ));
         disk.packed = Some(packed);
         Ok(())
     }
 
+    /// On success only: move the flattened file to `output`.
     async fn cleanup(&mut self, state: &mut BuildState, cx: &StepContext) -> anyhow::Result<()> {
-        if cx.build_succeeded {
-            return Ok(());
-        }
-        let Some(disk) = state.disk.as_mut().filter(|d| d.wrote_output) else {
+        let (true, Some(output)) = (cx.build_succeeded, &self.output) else {
             return Ok(());
         };
-        if let Some(output) = disk.packed.take() {
-            match std::fs::remove_file(&output) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(e).with_context(|| format!("removing {}", output.display()))
-                }
-                _ => disk.wrote_output = false,
-            }
-        }
+        // Only a flattened file in the temp dir moves; an image changed in place stays.
+        let Some(disk) = state.disk.as_mut().filter(|d| d.staging.is_some()) else {
+            return Ok(());
+        };
+        let Some((flat, _)) = disk.packed.take() else {
+            return Ok(());
+        };
+        crate::disk::keep(&flat, output)
+            .with_context(|| format!("keeping the packed image as {}", output.display()))?;
+        cx.progress
+            .println(&format!("    wrote {}", output.display()));
         Ok(())
-    }
-
-    fn leftovers(&self, state: &BuildState) -> Vec<String> {
-        state
-            .disk
-            .iter()
-            .filter(|d| d.wrote_output)
-            .filter_map(|d| d.packed.as_ref())
-            .map(|p| {
-                let shown = p.display().to_string();
-                format!(
-                    "output {shown}: rm -- {}",
-                    crate::remote::shell_quote(&shown)
-                )
-            })
-            .collect()
     }
 }

@@ -3,7 +3,7 @@
 //! never the reverse.
 //!
 //! [`openstack_pipeline`] is the whole OpenStack build, top to bottom, in one place;
-//! [`image_file_pipeline`] the whole image-file build.
+//! [`image_file_pipeline`] the whole image-file build; [`pack_pipeline`] `forge pack`.
 
 #[cfg(feature = "guestfs")]
 pub mod close_image;
@@ -108,6 +108,7 @@ pub fn openstack_pipeline(
         Box::new(provision::ProvisionStep {
             provisioners,
             verify,
+            distro_override: None,
         }),
         Box::new(stop_server::StopServerStep {
             compute: clients.compute.clone(),
@@ -126,7 +127,8 @@ pub fn openstack_pipeline(
 
 /// The image-file build, step by step: the input file is provisioned offline through
 /// libguestfs on a copy-on-write overlay (never written itself), packed into a standalone
-/// qcow2, uploaded to Glance and published as an OpenStack build's snapshot is.
+/// qcow2, uploaded to Glance and published as an OpenStack build's snapshot is; `output` is
+/// replaced only once all of that succeeded.
 #[cfg(feature = "guestfs")]
 pub fn image_file_pipeline(
     src: &crate::template::ImageFileSource,
@@ -144,13 +146,14 @@ pub fn image_file_pipeline(
         Box::new(open_image::OpenImageStep {
             path: src.path.clone(),
             format: src.format.as_str().to_string(),
-            staging_parent,
+            target: open_image::Target::Overlay { staging_parent },
             root_filesystem: src.root_filesystem.clone(),
             network: src.network,
         }),
         Box::new(provision::ProvisionStep {
             provisioners,
             verify,
+            distro_override: None,
         }),
         Box::new(close_image::CloseImageStep {
             output: src.output.clone(),
@@ -162,6 +165,76 @@ pub fn image_file_pipeline(
         }),
         Box::new(publish_step(images, &src.image, forge_properties)?),
     ])
+}
+
+/// What `forge pack` works on, from its command line.
+#[cfg(feature = "guestfs")]
+pub struct Pack {
+    /// `--image` and its detected format.
+    pub image: std::path::PathBuf,
+    pub format: String,
+    pub target: open_image::Target,
+    pub root_filesystem: Option<String>,
+    pub network: bool,
+    pub distro_override: Option<String>,
+    /// `--output`: replaced only when everything succeeded.
+    pub output: Option<std::path::PathBuf>,
+}
+
+/// `forge pack --upload`: the new Glance image, published with the user's settings.
+#[cfg(feature = "guestfs")]
+pub struct PackUpload {
+    pub images: ImageClient,
+    pub name: String,
+    pub properties: BTreeMap<String, String>,
+    pub tags: Vec<String>,
+    pub visibility: Option<Visibility>,
+}
+
+/// `forge pack`, step by step: one image spec over the image opened through libguestfs (an
+/// overlay with `--output`, else the image in place, or with its writes discarded under
+/// `--test-only`), then with `--upload` into Glance like an image-file build's result, but
+/// published with the command line's settings only (no `forge_build`: pack makes no build).
+#[cfg(feature = "guestfs")]
+pub fn pack_pipeline(
+    pack: Pack,
+    provisioner: provision::Provisioner,
+    upload: Option<PackUpload>,
+) -> Vec<Box<dyn Step<BuildState>>> {
+    let mut steps: Vec<Box<dyn Step<BuildState>>> = vec![
+        Box::new(open_image::OpenImageStep {
+            path: pack.image,
+            format: pack.format,
+            target: pack.target,
+            root_filesystem: pack.root_filesystem,
+            network: pack.network,
+        }),
+        Box::new(provision::ProvisionStep {
+            provisioners: vec![provisioner],
+            verify: false,
+            distro_override: pack.distro_override,
+        }),
+        Box::new(close_image::CloseImageStep {
+            output: pack.output,
+        }),
+    ];
+    if let Some(up) = upload {
+        steps.push(Box::new(upload_image::UploadImageStep {
+            images: up.images.clone(),
+            image_name: up.name,
+            timeout: std::time::Duration::from_secs(1800),
+        }));
+        steps.push(Box::new(publish::PublishStep {
+            images: up.images,
+            properties: up.properties,
+            forge_properties: BTreeMap::new(),
+            tags: up.tags,
+            visibility: up.visibility,
+            min_disk: None,
+            members: Vec::new(),
+        }));
+    }
+    steps
 }
 
 /// The last step of every build: publish the new image as the template's image settings say.

@@ -1,8 +1,10 @@
-//! Step 1 of an image-file build, open image: check the input's format, make a copy-on-write
-//! overlay over it in a private temp dir (the input is never written), and open the overlay
-//! through libguestfs (one appliance launch). The session becomes the build's
-//! [`BuildState::remote`]. Cleanup closes the session if `close image` did not, and removes the
-//! temp dir with everything in it (with `--on-error=abort` too: it goes when forge exits).
+//! Open image: check the input's format, then open it through libguestfs (one appliance
+//! launch) as the [`Target`] says: a copy-on-write overlay in a private temp dir (the input is
+//! never written: image-file builds, `forge pack --output`), the image itself (`forge pack` in
+//! place), or the image with its writes discarded (`forge pack --test-only`). The session
+//! becomes the build's [`BuildState::remote`]. Cleanup closes the session if `close image` did
+//! not, and removes the temp dir with everything in it (with `--on-error=abort` too: it goes
+//! when forge exits).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,14 +18,23 @@ use crate::remote::guestfs::{detect_format, GuestfsOptions, GuestfsRemote};
 use crate::steps::state::DiskState;
 use crate::steps::BuildState;
 
+/// What the appliance opens.
+pub enum Target {
+    /// An overlay over the input, in a temp dir made here: beside `output` (so the result is
+    /// renamed into place) or in the system temp dir.
+    Overlay { staging_parent: PathBuf },
+    /// The input itself, read-write.
+    InPlace,
+    /// The input itself behind a throw-away snapshot: commands may write, the file never changes.
+    DiscardWrites,
+}
+
 pub struct OpenImageStep {
-    /// The input disk image (`path`).
+    /// The input disk image (`path`, `--image`).
     pub path: PathBuf,
-    /// The format the template declares (`format`); the file must have it.
+    /// The format the template declares (`format`) or `forge pack` detected; the file must have it.
     pub format: String,
-    /// Where the temp dir goes: beside `output` (so the result is renamed into place) or in
-    /// the system temp dir.
-    pub staging_parent: PathBuf,
+    pub target: Target,
     /// `root_filesystem`; `None` finds the root by inspection.
     pub root_filesystem: Option<String>,
     /// `network`: give the appliance a network.
@@ -46,20 +57,31 @@ impl Step<BuildState> for OpenImageStep {
                 self.format
             );
         }
-        let staging = Staging::new(&self.path, &self.format, &self.staging_parent)
-            .with_context(|| format!("making an overlay of {}", self.path.display()))?;
-        let overlay = staging.overlay().to_path_buf();
+        let (staging, in_place) = match &self.target {
+            Target::Overlay { staging_parent } => {
+                let staging = Staging::new(&self.path, &self.format, staging_parent)
+                    .with_context(|| format!("making an overlay of {}", self.path.display()))?;
+                (Some(staging), None)
+            }
+            Target::InPlace => (None, Some((self.path.clone(), self.format.clone()))),
+            Target::DiscardWrites => (None, None),
+        };
+        let image = staging
+            .as_ref()
+            .map_or_else(|| self.path.clone(), |s| s.overlay().to_path_buf());
         state.disk = Some(DiskState {
             staging,
             guestfs: None,
+            in_place,
             packed: None,
-            wrote_output: false,
         });
         let options = GuestfsOptions {
-            image: overlay,
+            image,
             root_filesystem: self.root_filesystem.clone(),
             network: self.network,
-            discard_writes: false,
+            // Test-only in place must not change the image, yet `copy_script` and command
+            // capture write to /tmp: a discarded snapshot allows both.
+            discard_writes: matches!(self.target, Target::DiscardWrites),
         };
         // The launch cannot be interrupted; on cancel the worker closes the handle by itself
         // once the launch is done (it sees that nobody waits for it any more).
@@ -89,7 +111,7 @@ impl Step<BuildState> for OpenImageStep {
         let closed = close(state, &mut disk)
             .await
             .context("closing the disk image");
-        // Dropping the staging removes the temp dir: overlay and any temporary packed file.
+        // Dropping the staging removes the temp dir: overlay and any flattened file.
         drop(disk);
         closed
     }

@@ -36,6 +36,8 @@ pub struct ProvisionStep {
     pub provisioners: Vec<Provisioner>,
     /// Run every spec again in test-only mode after provisioning.
     pub verify: bool,
+    /// The distro id specs see instead of the detected one (`forge pack --distro`).
+    pub distro_override: Option<String>,
 }
 
 #[async_trait]
@@ -63,7 +65,8 @@ impl Step<BuildState> for ProvisionStep {
                     } else {
                         Mode::Reconcile
                     };
-                    let report = run_spec(spec, remote, arguments, mode, cx).await?;
+                    let distro = self.distro_override.clone();
+                    let report = run_spec(spec, remote, arguments, mode, distro, cx).await?;
                     cx.progress.println(&format!(
                         "    {} ({mode:?}): {} validators, {} round trips, {:.1}s",
                         spec.path().display(),
@@ -130,7 +133,8 @@ impl Step<BuildState> for ProvisionStep {
                     spec, arguments, ..
                 } = p
                 {
-                    run_spec(spec, remote, arguments, Mode::TestOnly, cx)
+                    let distro = self.distro_override.clone();
+                    run_spec(spec, remote, arguments, Mode::TestOnly, distro, cx)
                         .await
                         .context("verification (test-only) failed after provisioning")?;
                     cx.progress
@@ -147,11 +151,12 @@ async fn run_spec(
     remote: &dyn Remote,
     arguments: &BTreeMap<String, String>,
     mode: Mode,
+    distro_override: Option<String>,
     cx: &StepContext,
 ) -> anyhow::Result<spec::RunReport> {
     let opts = RunOptions {
         mode,
-        distro_override: None,
+        distro_override,
     };
     spec::run(spec, remote, arguments, &opts, &cx.cancel)
         .await

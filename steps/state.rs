@@ -63,17 +63,19 @@ pub struct KeypairState {
     pub dir: Option<tempfile::TempDir>,
 }
 
-/// The disk image of an image-file build.
+/// The disk image of an image-file build or of `forge pack`.
 #[cfg(feature = "guestfs")]
 pub struct DiskState {
-    /// The private temp dir with the overlay the provisioners write to (the input is only its
-    /// read-only backing file). `open image`'s cleanup removes it.
-    pub staging: crate::disk::Staging,
-    /// The libguestfs session over the overlay, open from `open image` to `close image` (also
-    /// in [`BuildState::remote`] meanwhile).
+    /// With an overlay: the private temp dir holding it (the input is only its read-only
+    /// backing file) and the flattened result. `open image`'s cleanup removes it. `None` when
+    /// the image itself is opened (`forge pack` in place or test-only).
+    pub staging: Option<crate::disk::Staging>,
+    /// The libguestfs session, open from `open image` to `close image` (also in
+    /// [`BuildState::remote`] meanwhile).
     pub guestfs: Option<Arc<crate::remote::guestfs::GuestfsRemote>>,
-    /// Step `close image`: the packed standalone qcow2 (the `output` file or a temp file).
-    pub packed: Option<PathBuf>,
-    /// True when `close image` wrote the template's `output` (removed if the build fails).
-    pub wrote_output: bool,
+    /// The input and its format when it was opened read-write itself (`forge pack` in place).
+    pub in_place: Option<(PathBuf, String)>,
+    /// Step `close image`: the file `upload image` sends and its format: the flattened qcow2
+    /// in the temp dir, or the image itself when it was changed in place.
+    pub packed: Option<(PathBuf, String)>,
 }

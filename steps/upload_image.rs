@@ -1,6 +1,7 @@
-//! Step 4 of an image-file build, upload image: create the Glance image (recorded in the
-//! journal before the call and the moment Glance returns its id), stream the packed qcow2 into
-//! it with its checksum verified, and wait until it is active (bounded by `image_timeout`,
+//! Upload image (image-file builds, `forge pack --upload`): create the Glance image (recorded in
+//! the journal before the call and the moment Glance returns its id, and tagged with
+//! `forge_run_id`, so `forge cleanup` finds it even after a SIGKILL), stream the packed file
+//! into it with its checksum verified, and wait until it is active (bounded by `image_timeout`,
 //! cancellable). Like the snapshot step, it owns the image until the build succeeds: cleanup
 //! deletes it otherwise.
 
@@ -31,13 +32,13 @@ impl Step<BuildState> for UploadImageStep {
     }
 
     async fn run(&mut self, state: &mut BuildState, cx: &StepContext) -> anyhow::Result<()> {
-        let file = state
+        let (file, format) = state
             .disk
             .as_ref()
             .and_then(|d| d.packed.clone())
             .ok_or_else(|| anyhow!("no packed disk image to upload"))?;
         let mut new = NewImage::named(&self.image_name);
-        new.disk_format = "qcow2".into();
+        new.disk_format = format;
         // As a snapshot carries it from createImage: `forge cleanup` and the tests find an
         // unfinished image by it before publish runs.
         new.properties = BTreeMap::from([("forge_run_id".to_string(), state.run_id.clone())]);
@@ -77,8 +78,8 @@ impl Step<BuildState> for UploadImageStep {
 }
 
 /// Stream `file` into the existing image `id` (checksum verified), then wait until it is active
-/// (at most `timeout`). Cancelling abandons both. Shared with `forge pack --upload`.
-pub async fn upload_and_wait(
+/// (at most `timeout`). Cancelling abandons both.
+async fn upload_and_wait(
     images: &ImageClient,
     id: &str,
     file: &Path,

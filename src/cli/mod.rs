@@ -7,6 +7,7 @@
 pub mod build;
 pub mod check;
 pub mod cleanup;
+pub mod docs;
 pub mod images;
 pub mod logging;
 pub mod pack;
@@ -51,6 +52,10 @@ pub enum Command {
     /// A build's published images: list, prune (retention), promote (channel tags).
     #[command(subcommand)]
     Images(images::Command),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(docs::CompletionsArgs),
+    /// Print the manual page on stdout, or write every page with --dir DIR.
+    Man(docs::ManArgs),
 }
 
 /// The process arguments with Packer's single-dash `-var`/`-var-file` spelled `--var`/`--var-file`
@@ -86,8 +91,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check(args) => check::run(args, true),
         Command::Reconcile(args) => check::run(args, false),
         Command::Spec(cmd) => spec::run(cmd),
-        Command::Pack(args) => pack::run(args),
+        Command::Pack(args) => pack::run(args, progress),
         Command::Cleanup(args) => cleanup::run(args, progress),
         Command::Images(cmd) => images::run(cmd),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
     }
 }

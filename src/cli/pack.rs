@@ -1,16 +1,21 @@
 //! `forge pack`: run an image spec against a disk image file offline, through libguestfs (the
-//! successor of Sahara's `sahara-image-pack`).
+//! successor of Sahara's `sahara-image-pack`). A command over the pipeline runner, as `forge
+//! build`: the steps are [`crate::steps::pack_pipeline`] (the image-file build's open image,
+//! provision, close image and, with `--upload`, upload image and publish), so an upload is
+//! journaled like a build's image and `forge cleanup` finds it after a SIGKILL.
 //!
 //! In place by default (as Sahara). With `--output`, the input is only ever a read-only backing
 //! file: the spec runs on a copy-on-write overlay in a temp dir next to the output, which is then
-//! flattened (`qemu-img convert`) to a temp file and renamed into place only when the spec is
-//! satisfied, so a failure leaves neither a changed input nor an output file ([`crate::disk`],
-//! shared with image-file builds, as is the upload).
+//! flattened (`qemu-img convert`) to a temp file and renamed into place only when everything
+//! (the upload too) succeeded, so a failure leaves neither a changed input nor a new output
+//! ([`crate::disk`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 #[cfg(feature = "guestfs")]
 use std::{collections::BTreeMap, path::Path, time::Instant};
+
+use crate::pipeline::Progress;
 
 /// Exit codes as `forge check`.
 const EXIT_FAILED: u8 = 1;
@@ -29,7 +34,9 @@ spec location), 2 usage, spec or argument error or the image could not be opened
 
 With --upload the result (the --output file, or the image packed in place) is streamed into Glance \
 as a new image, its checksum verified, and forge waits until it is active; a failed or interrupted \
-upload deletes the half-made image. The cloud is found as for forge build (--cloud, OS_CLOUD, \
+upload deletes the half-made image. The upload is journaled as a build's (property forge_run_id, \
+journal in $XDG_STATE_HOME/forge/runs; the run id is printed): after a crash or SIGKILL, \
+`forge cleanup --run ID --yes` deletes it. The cloud is found as for forge build (--cloud, OS_CLOUD, \
 clouds.yaml, OS_* variables) and logged in to before the appliance launches.
 
 libguestfs reads LIBGUESTFS_BACKEND, LIBGUESTFS_BACKEND_SETTINGS (e.g. force_tcg where KVM is \
@@ -112,7 +119,7 @@ enum Stop {
     Interrupted,
 }
 
-pub fn run(args: Args) -> ExitCode {
+pub fn run(args: Args, progress: Progress) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -128,7 +135,7 @@ pub fn run(args: Args) -> ExitCode {
         if let Err(e) = crate::pipeline::signals::install(cancel.clone()) {
             tracing::warn!("cannot listen for SIGINT/SIGTERM: {e}");
         }
-        match pack(&args, &cancel).await {
+        match pack(&args, &progress, &cancel).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(Stop::Usage(message)) => {
                 eprintln!("{message}");
@@ -170,17 +177,24 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 #[cfg(not(feature = "guestfs"))]
-async fn pack(_: &Args, _: &tokio_util::sync::CancellationToken) -> Result<(), Stop> {
+async fn pack(_: &Args, _: &Progress, _: &tokio_util::sync::CancellationToken) -> Result<(), Stop> {
     Err(Stop::Usage(
         "forge pack: this forge was built without the `guestfs` feature (libguestfs)".into(),
     ))
 }
 
 #[cfg(feature = "guestfs")]
-async fn pack(args: &Args, cancel: &tokio_util::sync::CancellationToken) -> Result<(), Stop> {
-    use crate::disk::DiskError;
-    use crate::remote::guestfs::{detect_format, GuestfsOptions, GuestfsRemote};
-    use crate::spec::{Mode, RunError, RunOptions};
+async fn pack(
+    args: &Args,
+    progress: &Progress,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<(), Stop> {
+    use crate::journal::Journal;
+    use crate::pipeline::{OnError, Outcome, Runner};
+    use crate::remote::guestfs::detect_format;
+    use crate::steps::open_image::Target;
+    use crate::steps::provision::Provisioner;
+    use crate::steps::{BuildState, Pack};
 
     let started = Instant::now();
     // Everything that can be checked without an appliance is checked first: a launch is slow.
@@ -188,89 +202,85 @@ async fn pack(args: &Args, cancel: &tokio_util::sync::CancellationToken) -> Resu
         .map_err(|e| Stop::Usage(e.to_string()))?;
     let arguments: BTreeMap<String, String> = args.args.iter().cloned().collect();
     crate::spec::check_arguments(&spec, &arguments).map_err(|e| Stop::Usage(e.to_string()))?;
-    let input_format = detect_format(&args.image).map_err(|e| Stop::Usage(e.to_string()))?;
-    // Log in before the (slow) launch, so bad credentials cost nothing.
-    let glance = if args.upload.upload {
-        Some(upload::connect(&args.upload).await?)
+    let format = detect_format(&args.image).map_err(|e| Stop::Usage(e.to_string()))?;
+    let target = match (&args.output, args.test_only) {
+        (Some(output), _) => Target::Overlay {
+            staging_parent: output_dir(&args.image, output)?,
+        },
+        (None, true) => Target::DiscardWrites,
+        (None, false) => Target::InPlace,
+    };
+    let run_id = uuid::Uuid::new_v4().to_string();
+    // Log in before the (slow) launch, so bad credentials cost nothing. Only an upload creates
+    // anything in a cloud, so only then is the journal a file `forge cleanup` reads.
+    let (upload, journal) = if args.upload.upload {
+        let (upload, journal) = upload::prepare(&args.upload, &run_id).await?;
+        progress.println(&format!("==> pack {} (run {run_id})", args.image.display()));
+        (Some(upload), journal)
     } else {
-        None
+        (None, Journal::in_memory(&run_id))
     };
-
-    // With --output: a private overlay over the input, in a temp dir beside the output so the
-    // final rename stays on one file system. The TempDir removes itself on every return path.
-    let staging = match &args.output {
-        Some(output) => Some(staging(&args.image, &input_format, output)?),
-        None => None,
+    let provisioner = Provisioner::Validators {
+        spec,
+        arguments,
+        sensitive: Vec::new(),
+        test_only: args.test_only,
     };
-    let target = staging
-        .as_ref()
-        .map_or_else(|| args.image.clone(), |s| s.overlay().to_path_buf());
-
-    let options = GuestfsOptions {
-        image: target,
+    let pack = Pack {
+        image: args.image.clone(),
+        format,
+        target,
         root_filesystem: args.root_filesystem.clone(),
         network: args.network,
-        // Test-only in place must not change the image, yet `copy_script` and command capture
-        // write to /tmp: a discarded snapshot allows both.
-        discard_writes: args.test_only && staging.is_none(),
-    };
-    let remote = tokio::select! {
-        opened = GuestfsRemote::open(options) => opened.map_err(|e| Stop::Failed(e.to_string()))?,
-        () = cancel.cancelled() => return Err(Stop::Interrupted),
-    };
-    let launch = remote.launch_time();
-
-    let run_options = RunOptions {
-        mode: if args.test_only {
-            Mode::TestOnly
-        } else {
-            Mode::Reconcile
-        },
         distro_override: args.distro.clone(),
+        output: args.output.clone(),
     };
-    let outcome = crate::spec::run(&spec, &remote, &arguments, &run_options, cancel).await;
-    if cancel.is_cancelled() {
-        eprintln!("==> closing the image (a running command finishes first)");
+    let mut steps = crate::steps::pack_pipeline(pack, provisioner, upload);
+    let mut state = BuildState {
+        run_id,
+        journal,
+        ..BuildState::default()
+    };
+    let runner = Runner {
+        on_error: OnError::Cleanup,
+        timeout: None,
+        grace: std::time::Duration::from_secs(30),
+        progress: progress.clone(),
+    };
+    let notice = {
+        let (cancel, progress) = (cancel.clone(), progress.clone());
+        tokio::spawn(async move {
+            cancel.cancelled().await;
+            progress.println("==> closing the image (a running command finishes first)");
+        })
+    };
+    let report = runner.run(&mut steps, &mut state, cancel).await;
+    notice.abort();
+    if let Err(e) = state.journal.finished(report.outcome.is_success()) {
+        tracing::warn!("{e}");
     }
-    // Close on every path; a failed sync matters even when the spec passed.
-    let closed = remote.close().await;
-    let report = match outcome {
-        Ok(report) => report,
-        Err(RunError::Validation { failures }) => return Err(Stop::Validation(failures)),
-        Err(RunError::Arguments(message)) => {
-            return Err(Stop::Usage(format!("{}: {message}", args.spec.display())))
+    match report.outcome {
+        Outcome::Succeeded => {}
+        Outcome::Cancelled { .. } | Outcome::DeadlineExceeded { .. } => {
+            return Err(Stop::Interrupted)
         }
-        Err(RunError::Remote(e)) => return Err(Stop::Failed(e.to_string())),
-        Err(RunError::Cancelled) => return Err(Stop::Interrupted),
-    };
-    closed.map_err(|e| Stop::Failed(e.to_string()))?;
-
-    if let (Some(staging), Some(output)) = (&staging, &args.output) {
-        staging
-            .flatten(Some(output), cancel)
-            .await
-            .map_err(|e| match e {
-                DiskError::Cancelled => Stop::Interrupted,
-                e => Stop::Failed(e.to_string()),
-            })?;
+        Outcome::Failed { step, error } => return Err(stopped(&step, error, &args.spec)),
     }
-    let published = match &glance {
-        Some(images) => {
-            let (file, format) = match &args.output {
-                Some(output) => (output.as_path(), "qcow2"),
-                None => (args.image.as_path(), input_format.as_str()),
-            };
-            Some(upload::publish(images, &args.upload, file, format, cancel).await?)
-        }
-        None => None,
-    };
+    if let Some(c) = report.cleanups.iter().find(|c| c.error.is_some()) {
+        return Err(Stop::Failed(format!(
+            "cleanup of '{}' failed: {}",
+            c.name,
+            c.error.as_deref().unwrap_or_default()
+        )));
+    }
     eprintln!(
-        "==> {}: spec satisfied ({}); {} validators, {} commands, 1 appliance launch ({:.1} s), {:.1} s in all{}",
+        "==> {}: spec satisfied ({}); {:.1} s in all{}",
         args.image.display(),
-        if args.test_only { "test-only" } else { "reconcile" },
-        report.validators_run,
-        report.round_trips,
-        launch.as_secs_f64(),
+        if args.test_only {
+            "test-only"
+        } else {
+            "reconcile"
+        },
         started.elapsed().as_secs_f64(),
         match &args.output {
             Some(out) => format!("; wrote {}", out.display()),
@@ -278,92 +288,76 @@ async fn pack(args: &Args, cancel: &tokio_util::sync::CancellationToken) -> Resu
             None => "; modified in place".to_string(),
         }
     );
-    if let Some(id) = published {
-        println!("{id}");
+    if let Some(image) = &state.image {
+        eprintln!("==> uploaded to Glance: {}", image.describe());
+        println!("{}", image.id);
     }
     Ok(())
 }
 
-/// `--upload`: log in, then create, stream, verify and wait for the Glance image.
+/// A failed step as `forge pack` reports it: the spec's own verdicts keep their exit codes.
+#[cfg(feature = "guestfs")]
+fn stopped(step: &str, error: anyhow::Error, spec: &Path) -> Stop {
+    use crate::spec::RunError;
+    for cause in error.chain() {
+        match cause.downcast_ref::<RunError>() {
+            Some(RunError::Validation { failures }) => return Stop::Validation(failures.clone()),
+            Some(RunError::Arguments(message)) => {
+                return Stop::Usage(format!("{}: {message}", spec.display()))
+            }
+            Some(RunError::Cancelled) => return Stop::Interrupted,
+            Some(RunError::Remote(_)) | None => {}
+        }
+    }
+    Stop::Failed(format!("step '{step}' failed: {error:#}"))
+}
+
+/// `--upload`: log in, open the run's journal (with the cloud it names, as a build's), and the
+/// image settings from the command line.
 #[cfg(feature = "guestfs")]
 mod upload {
-    use std::path::Path;
     use std::str::FromStr;
 
-    use tokio_util::sync::CancellationToken;
-
     use super::{Stop, UploadArgs};
-    use crate::openstack::image::{ImageClient, NewImage, Visibility};
+    use crate::journal::Journal;
+    use crate::openstack::image::{ImageClient, Visibility};
     use crate::openstack::{CloudConfig, ConfigEnv, Session};
-    use crate::pipeline::Progress;
-    use crate::steps::upload_image::upload_and_wait;
+    use crate::steps::PackUpload;
 
-    pub async fn connect(args: &UploadArgs) -> Result<ImageClient, Stop> {
-        if let Some(v) = &args.image_visibility {
-            Visibility::from_str(v).map_err(|e| Stop::Usage(format!("--image-visibility: {e}")))?;
-        }
+    pub async fn prepare(args: &UploadArgs, run_id: &str) -> Result<(PackUpload, Journal), Stop> {
+        let visibility = args
+            .image_visibility
+            .as_deref()
+            .map(Visibility::from_str)
+            .transpose()
+            .map_err(|e| Stop::Usage(format!("--image-visibility: {e}")))?;
         let config = CloudConfig::load(args.cloud.as_deref(), &ConfigEnv::from_process())
             .map_err(|e| Stop::Usage(format!("--upload: {e}")))?;
         let session = Session::connect(config)
             .await
             .map_err(|e| Stop::Failed(format!("--upload: {e}")))?;
-        Ok(ImageClient::new(session))
-    }
-
-    /// Create the image, stream `file` into it, wait until active; delete it on any failure.
-    pub async fn publish(
-        images: &ImageClient,
-        args: &UploadArgs,
-        file: &Path,
-        disk_format: &str,
-        cancel: &CancellationToken,
-    ) -> Result<String, Stop> {
-        let mut new = NewImage::named(args.image_name.as_deref().unwrap_or_default());
-        new.disk_format = disk_format.to_string();
-        new.tags = args.image_tags.clone();
-        new.properties = args.image_properties.iter().cloned().collect();
-        new.visibility = args
-            .image_visibility
-            .as_deref()
-            .map(Visibility::from_str)
-            .transpose()
-            .map_err(|e| Stop::Usage(e.to_string()))?;
-        let created = images
-            .create(&new)
+        let failed = |e: &dyn std::fmt::Display| Stop::Failed(format!("--upload: {e}"));
+        let mut journal =
+            Journal::create(&Journal::default_path(run_id), run_id).map_err(|e| failed(&e))?;
+        let cloud = crate::cleanup::cloud_info(&session)
             .await
-            .map_err(|e| Stop::Failed(format!("--upload: {e}")))?;
-        let progress = Progress::for_stderr(false);
-        let timeout = std::time::Duration::from_secs(1800);
-        let result = upload_and_wait(images, &created.id, file, timeout, cancel, &progress)
-            .await
-            .map_err(|e| match cancel.is_cancelled() {
-                true => Stop::Interrupted,
-                false => Stop::Failed(format!("--upload: {e:#}")),
-            });
-        match result {
-            Ok(image) => {
-                eprintln!("==> uploaded to Glance: {}", image.describe());
-                Ok(image.id)
-            }
-            Err(stop) => {
-                // No half-made images: the one this run created goes away.
-                if let Err(e) = images.delete(&created.id).await {
-                    eprintln!(
-                        "forge pack: could not delete the unfinished image {}: {e}",
-                        created.id
-                    );
-                }
-                Err(stop)
-            }
-        }
+            .map_err(|e| failed(&e))?;
+        journal.cloud(cloud).map_err(|e| failed(&e))?;
+        let upload = PackUpload {
+            images: ImageClient::new(session),
+            name: args.image_name.clone().unwrap_or_default(),
+            properties: args.image_properties.iter().cloned().collect(),
+            tags: args.image_tags.clone(),
+            visibility,
+        };
+        Ok((upload, journal))
     }
 }
 
-/// The staging of an `--output` run: a temp dir beside the output holding the overlay the spec
-/// runs on. The output must not be the input itself.
+/// Where the temp dir of an `--output` run goes: beside the output, so the result is renamed
+/// into place on one file system. The output must not be the input itself.
 #[cfg(feature = "guestfs")]
-fn staging(input: &Path, input_format: &str, output: &Path) -> Result<crate::disk::Staging, Stop> {
-    use crate::disk::{parent_dir, DiskError, Staging};
+fn output_dir(input: &Path, output: &Path) -> Result<PathBuf, Stop> {
     let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
@@ -374,10 +368,15 @@ fn staging(input: &Path, input_format: &str, output: &Path) -> Result<crate::dis
             output.display()
         )));
     }
-    Staging::new(input, input_format, &parent_dir(output)).map_err(|e| match e {
-        DiskError::TempDir { .. } => Stop::Usage(format!("--output {}: {e}", output.display())),
-        e => Stop::Failed(e.to_string()),
-    })
+    let dir = crate::disk::parent_dir(output);
+    if !dir.is_dir() {
+        return Err(Stop::Usage(format!(
+            "--output {}: {} is not a directory",
+            output.display(),
+            dir.display()
+        )));
+    }
+    Ok(dir)
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use futures::future::BoxFuture;
 use indexmap::IndexMap;
 use tokio_util::sync::CancellationToken;
 
+use super::batch;
 use super::model::{CopyScript, Package, Script, Spec, Validator, ValidatorKind};
 use crate::remote::{shell_quote, CommandOutput, Remote, RemoteError};
 
@@ -121,13 +122,37 @@ pub fn distro_family(distro: &str) -> Option<&'static str> {
 }
 
 /// Run `spec` against `remote`. `args` are the caller's values by argument name; undeclared
-/// names are an error. See the module docs and `validator-spec.md` for the semantics.
+/// names are an error. See the module docs and `validator-spec.md` for the semantics. Stretches
+/// whose commands are known ahead go to the target as one program each ([`super::batch`]).
 pub async fn run(
     spec: &Spec,
     remote: &dyn Remote,
     args: &BTreeMap<String, String>,
     opts: &RunOptions,
     cancel: &CancellationToken,
+) -> Result<RunReport, RunError> {
+    run_with(spec, remote, args, opts, cancel, true).await
+}
+
+/// [`run`] with one remote call per command (no batching): the reference the batched path is
+/// tested against, and what tests pinning exact command sequences use.
+pub async fn run_unbatched(
+    spec: &Spec,
+    remote: &dyn Remote,
+    args: &BTreeMap<String, String>,
+    opts: &RunOptions,
+    cancel: &CancellationToken,
+) -> Result<RunReport, RunError> {
+    run_with(spec, remote, args, opts, cancel, false).await
+}
+
+async fn run_with(
+    spec: &Spec,
+    remote: &dyn Remote,
+    args: &BTreeMap<String, String>,
+    opts: &RunOptions,
+    cancel: &CancellationToken,
+    batching: bool,
 ) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let map = resolve_arguments(spec, args)?;
@@ -138,6 +163,7 @@ pub async fn run(
         map,
         round_trips: 0,
         validators_run: 0,
+        batching,
     };
     let outcome = async {
         let distro = match &opts.distro_override {
@@ -161,14 +187,14 @@ pub async fn run(
     }
 }
 
-/// Declared arguments in declaration order, each from the caller or its default
-/// (sahara-reference §2.2). Every problem is reported, one per line.
 /// Check `args` against the spec's declarations (unknown names, required arguments, choices)
 /// without touching a remote: what the CLIs call before connecting or launching an appliance.
 pub fn check_arguments(spec: &Spec, args: &BTreeMap<String, String>) -> Result<(), RunError> {
     resolve_arguments(spec, args).map(|_| ())
 }
 
+/// Declared arguments in declaration order, each from the caller or its default
+/// (sahara-reference §2.2). Every problem is reported, one per line.
 fn resolve_arguments(
     spec: &Spec,
     args: &BTreeMap<String, String>,
@@ -244,6 +270,9 @@ struct Engine<'a> {
     map: IndexMap<String, String>,
     round_trips: usize,
     validators_run: usize,
+    /// Send plannable stretches as one program ([`super::batch`]); off after a target turned
+    /// out to lack `base64`.
+    batching: bool,
 }
 
 impl<'a> Engine<'a> {
@@ -275,10 +304,101 @@ impl<'a> Engine<'a> {
     }
 
     async fn all(&mut self, validators: &'a [Validator], mode: Mode) -> Outcome {
-        for v in validators {
-            self.exec(v, mode).await?;
+        let mut i = 0;
+        while i < validators.len() {
+            if self.batching {
+                let plan = batch::plan(&validators[i..], mode, &self.map);
+                // One leaf gains nothing from a program around it.
+                if plan.leaves >= 2 && self.run_batch(&plan, mode).await? {
+                    i += plan.consumed;
+                    continue;
+                }
+            }
+            self.exec(&validators[i], mode).await?;
+            i += 1;
         }
         Ok(())
+    }
+
+    /// Run a planned stretch as one program and walk the plan over its records, reaching the
+    /// verdicts the one-by-one path would. `Ok(false)`: the target cannot run programs (no
+    /// `base64`), nothing ran, batching is now off.
+    async fn run_batch(&mut self, plan: &batch::Plan<'a>, mode: Mode) -> Result<bool, Stop> {
+        if self.cancel.is_cancelled() {
+            return Err(Stop::Abort(RunError::Cancelled));
+        }
+        let path = format!("/tmp/forge-batch-{}.sh", uuid::Uuid::new_v4().simple());
+        let program = plan.program();
+        let qpath = shell_quote(&path);
+        let cmd = format!("sh {qpath}; s=$?; rm -f {qpath}; exit $s");
+        tracing::debug!(
+            leaves = plan.leaves,
+            bytes = program.len(),
+            "validator batch"
+        );
+        let remote = self.remote;
+        let out = self
+            .call(remote.run_script(&path, program.as_bytes(), &cmd))
+            .await?;
+        if out.status == batch::NO_BASE64 {
+            tracing::debug!("target has no base64: validators run one command at a time");
+            self.batching = false;
+            return Ok(false);
+        }
+        let broken = |why: &str| {
+            Stop::Abort(RunError::Remote(RemoteError::Transport {
+                target: remote.describe(),
+                reason: format!("validator batch {why}{}", detail(&out)),
+            }))
+        };
+        if out.status != 0 {
+            return Err(broken("ended unexpectedly"));
+        }
+        let Some(mut records) = batch::Records::parse(&out.stdout, plan.leaves) else {
+            return Err(broken("printed unreadable results"));
+        };
+        for item in &plan.items {
+            self.validators_run += 1;
+            match item {
+                batch::Item::Enter => {}
+                batch::Item::Set { argument, value } => {
+                    self.map.insert(argument.to_string(), value.to_string());
+                }
+                batch::Item::Leaf { v, leaf, kind } => {
+                    let mut next = || records.next(*leaf).ok_or_else(|| broken("stopped early"));
+                    match kind {
+                        batch::LeafKind::Package(cmds) => {
+                            let check = next()?;
+                            if check.success() {
+                                continue;
+                            }
+                            let verdict = if mode == Mode::TestOnly {
+                                not_installed(cmds, &check)
+                            } else {
+                                let install = next()?;
+                                if !install.success() {
+                                    install_failed(cmds, &install)
+                                } else {
+                                    let recheck = next()?;
+                                    if recheck.success() {
+                                        continue;
+                                    }
+                                    still_not_installed(cmds, &recheck)
+                                }
+                            };
+                            return Err(self.fail(v, verdict));
+                        }
+                        batch::LeafKind::Script(script) => {
+                            let out = next()?;
+                            if !out.success() {
+                                return Err(self.fail(v, script_failed(script, &out)));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(true)
     }
 
     fn exec<'s>(&'s mut self, v: &'a Validator, mode: Mode) -> BoxFuture<'s, Outcome> {
@@ -374,47 +494,24 @@ impl<'a> Engine<'a> {
             return Ok(());
         }
         if mode == Mode::TestOnly {
-            return Err(self.fail(
-                v,
-                format!("not installed: {}{}", cmds.display, detail(&check)),
-            ));
+            return Err(self.fail(v, not_installed(&cmds, &check)));
         }
         let install = self.call(remote.run(&cmds.install)).await?;
         if !install.success() {
-            return Err(self.fail(
-                v,
-                format!("installing {} failed{}", cmds.display, detail(&install)),
-            ));
+            return Err(self.fail(v, install_failed(&cmds, &install)));
         }
         let recheck = self.call(remote.run(&cmds.check)).await?;
         if recheck.success() {
             Ok(())
         } else {
-            Err(self.fail(
-                v,
-                format!(
-                    "still not installed after installing: {}{}",
-                    cmds.display,
-                    detail(&recheck)
-                ),
-            ))
+            Err(self.fail(v, still_not_installed(&cmds, &recheck)))
         }
     }
 
     /// Write the script verbatim and run it in one `run_script` call, with the exported
     /// arguments passed through env(1) as single-quoted `NAME=VALUE` words.
     async fn script(&mut self, v: &Validator, script: &Script, mode: Mode) -> Outcome {
-        let mut vars = self.map.clone();
-        vars.insert("test_only".into(), mode.flag().into());
-        let exported: Vec<String> = vars
-            .iter()
-            .filter(|(name, _)| {
-                name.as_str() == "test_only"
-                    || name.as_str() == "distro"
-                    || script.env_vars.iter().any(|e| e == *name)
-            })
-            .map(|(name, value)| shell_quote(&format!("{name}={value}")))
-            .collect();
+        let exported = script_env(&self.map, script, mode);
         let path = format!("/tmp/forge-{}.sh", uuid::Uuid::new_v4().simple());
         // Names only: values may be anything the user passed.
         tracing::debug!(at = %v.location, mode = ?mode, env = ?script.env_vars, "script {}", script.name);
@@ -424,7 +521,7 @@ impl<'a> Engine<'a> {
             .call(remote.run_script(&path, &script.content, &cmd))
             .await?;
         if !out.success() {
-            return Err(self.fail(v, format!("`{}` failed{}", script.name, detail(&out))));
+            return Err(self.fail(v, script_failed(script, &out)));
         }
         if let Some(name) = &script.output {
             // Trailing newlines stripped, as shell command substitution does (forge fix 9).
@@ -441,6 +538,45 @@ impl<'a> Engine<'a> {
         self.call(remote.write_file(&copy.destination, &copy.content, 0o644))
             .await
     }
+}
+
+/// The `NAME=VALUE` words (single-quoted) a script receives through env(1): `test_only`,
+/// `distro` and its declared `env_vars`, in the argument map's order.
+pub(super) fn script_env(
+    map: &IndexMap<String, String>,
+    script: &Script,
+    mode: Mode,
+) -> Vec<String> {
+    let mut vars = map.clone();
+    vars.insert("test_only".into(), mode.flag().into());
+    vars.iter()
+        .filter(|(name, _)| {
+            name.as_str() == "test_only"
+                || name.as_str() == "distro"
+                || script.env_vars.iter().any(|e| e == *name)
+        })
+        .map(|(name, value)| shell_quote(&format!("{name}={value}")))
+        .collect()
+}
+
+fn not_installed(cmds: &PackageCommands, check: &CommandOutput) -> String {
+    format!("not installed: {}{}", cmds.display, detail(check))
+}
+
+fn install_failed(cmds: &PackageCommands, install: &CommandOutput) -> String {
+    format!("installing {} failed{}", cmds.display, detail(install))
+}
+
+fn still_not_installed(cmds: &PackageCommands, recheck: &CommandOutput) -> String {
+    format!(
+        "still not installed after installing: {}{}",
+        cmds.display,
+        detail(recheck)
+    )
+}
+
+fn script_failed(script: &Script, out: &CommandOutput) -> String {
+    format!("`{}` failed{}", script.name, detail(out))
 }
 
 /// The command that runs an uploaded script: its own shebang is honoured, a script without one
@@ -461,15 +597,15 @@ pub(crate) fn script_command(path: &str, content: &[u8], exported: &[String]) ->
 }
 
 /// The check and install commands of one `package` validator.
-struct PackageCommands {
-    check: String,
-    install: String,
+pub(super) struct PackageCommands {
+    pub check: String,
+    pub install: String,
     /// The packages as the family spells pins, for messages.
-    display: String,
+    pub display: String,
 }
 
 impl PackageCommands {
-    fn new(family: &str, packages: &[Package]) -> Self {
+    pub fn new(family: &str, packages: &[Package]) -> Self {
         if family == "redhat" {
             // RPM spells a pin `name-version`, for `rpm -q` and `yum install` alike.
             let specs: Vec<String> = packages

@@ -5,6 +5,7 @@
 //! - [`run`] executes the tree against any [`crate::remote::Remote`] in reconcile or test-only
 //!   mode.
 
+mod batch;
 mod engine;
 mod error;
 mod load;
@@ -12,7 +13,8 @@ mod model;
 mod yaml;
 
 pub use engine::{
-    check_arguments, distro_family, run, Failure, Mode, RunError, RunOptions, RunReport,
+    check_arguments, distro_family, run, run_unbatched, Failure, Mode, RunError, RunOptions,
+    RunReport,
 };
 pub use error::{Problem, SpecError};
 pub use load::load;

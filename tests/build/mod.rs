@@ -1,6 +1,5 @@
 //! Support for the `forge build` tests: a template writer with knobs for each fault, the
 //! `forge build` process, and a census of what a run left in the test cloud.
-#![allow(dead_code)] // each test binary uses a different subset
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

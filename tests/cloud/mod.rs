@@ -2,9 +2,8 @@
 //! (Keystone, Glance, Placement, Nova with the fake virt driver, Neutron, Cinder on 127.0.0.1;
 //! see the script's header for its one stand-in and how Neutron and Cinder are set up).
 //!
-//! When the cloud is not running, a test prints `skipped: ...` and returns, or fails when
-//! `FORGE_REQUIRE_INTEGRATION=1` (CI) is set.
-#![allow(dead_code)] // each test binary uses a different subset
+//! Tests that use it are `#[ignore = "needs the test cloud: tests/cloud/up.sh"]`; run with
+//! `--include-ignored`, they fail when the cloud is not running (see `tests/infra/mod.rs`).
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpStream};
@@ -17,6 +16,11 @@ use std::time::Duration;
 use forge::openstack::image::{ImageClient, ImageQuery, NewImage};
 use forge::openstack::{CloudConfig, ConfigEnv, Session};
 use futures::FutureExt;
+
+// Included by each helper so that each works in any test binary.
+#[allow(clippy::duplicate_mod)]
+#[path = "../infra/mod.rs"]
+mod infra;
 
 /// Admin of project `admin` (sees every project's images).
 pub const ADMIN: &str = "forge-admin";
@@ -40,8 +44,9 @@ fn listening(port: u16) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
 }
 
-/// Whether the cloud is up. Absent: fails under `FORGE_REQUIRE_INTEGRATION=1`, else prints
-/// `skipped: ...` and returns false.
+/// Checks that the cloud is up (and Nova, with `needs_nova`); panics naming what is missing.
+/// Always `true` when it returns: the `bool` keeps `if !cloud::available(..) { return; }`
+/// callers compiling.
 pub fn available(needs_nova: bool) -> bool {
     let mut missing = Vec::new();
     // up.sh writes it mode 600 (it holds passwords): readable by root, who runs up.sh.
@@ -56,18 +61,9 @@ pub fn available(needs_nova: bool) -> bool {
     if needs_nova && !listening(8774) {
         missing.push("nova-api on 127.0.0.1:8774".into());
     }
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!(
-        "test cloud not running (missing: {}); start it with `sudo tests/cloud/up.sh`",
-        missing.join(", ")
-    );
-    if std::env::var("FORGE_REQUIRE_INTEGRATION").as_deref() == Ok("1") {
-        panic!("{msg}");
-    }
-    eprintln!("skipped: {msg}");
-    false
+    let missing = (!missing.is_empty()).then(|| format!("missing: {}", missing.join(", ")));
+    infra::require("the test cloud", "sudo tests/cloud/up.sh", missing);
+    true
 }
 
 /// Neutron (`neutron-server`, real since up.sh runs it) and Cinder's API, for
@@ -77,26 +73,20 @@ pub const CINDER: (&str, u16) = ("cinder-api", 8776);
 
 /// Like [`available`]`(true)` (Nova too), and also each of `services` listening.
 pub fn available_with(services: &[(&str, u16)]) -> bool {
-    if !available(true) {
-        return false;
-    }
+    available(true);
     let missing: Vec<String> = services
         .iter()
         .filter(|(_, port)| !listening(*port))
         .map(|(name, port)| format!("{name} on 127.0.0.1:{port}"))
         .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!(
-        "test cloud lacks {} (an older up.sh?); restart it with `sudo tests/cloud/up.sh`",
-        missing.join(", ")
-    );
-    if std::env::var("FORGE_REQUIRE_INTEGRATION").as_deref() == Ok("1") {
-        panic!("{msg}");
-    }
-    eprintln!("skipped: {msg}");
-    false
+    let missing = (!missing.is_empty()).then(|| {
+        format!(
+            "missing: {} (a cloud from an older up.sh?)",
+            missing.join(", ")
+        )
+    });
+    infra::require("the test cloud", "sudo tests/cloud/up.sh", missing);
+    true
 }
 
 /// Configuration lookup as forge does it, pointed at up.sh's clouds.yaml only.

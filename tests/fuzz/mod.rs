@@ -11,7 +11,6 @@
 //! reads it (both loaders take a path), so if an input kills the process (stack overflow,
 //! abort) the file still holds it; a watchdog thread ends the process when one input runs for
 //! longer than [`Fuzz::per_input_limit`], leaving the input in the same file.
-#![allow(dead_code)] // fuzz_loaders and fuzz_regressions use different parts
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -430,7 +429,6 @@ pub struct Fuzz {
 #[derive(Debug)]
 pub struct Outcome {
     pub execs: u64,
-    pub elapsed: Duration,
     /// (input, panic message) of each input that panicked; saved under `target/.../fuzz-*`.
     pub panics: Vec<(Vec<u8>, String)>,
     /// The slowest input's time.
@@ -542,7 +540,6 @@ impl Fuzz {
         let elapsed = t0.elapsed();
         let mut outcome = Outcome {
             execs: 0,
-            elapsed,
             panics: Vec::new(),
             slowest: Duration::ZERO,
         };

@@ -2,9 +2,8 @@
 //! its own copy-on-write Debian root in its own network namespace (`tests/hosts/host.sh`), built
 //! from the base that `tests/hosts/setup.sh` prepares once. Dropping a host tears it down.
 //!
-//! When the base is missing the tests print `skipped: ...` and pass, unless
-//! `FORGE_REQUIRE_INTEGRATION=1` (CI), where they fail naming the setup script.
-#![allow(dead_code)] // each test file uses a different subset
+//! Tests that use it are `#[ignore = "needs the SSH test hosts: tests/hosts/setup.sh"]`; run
+//! with `--include-ignored`, they fail when the base is missing (see `tests/infra/mod.rs`).
 
 use std::collections::BTreeMap;
 use std::hash::Hasher;
@@ -15,6 +14,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use forge::remote::ssh::{HostKeyPolicy, SshOptions, SshTarget};
+
+// Included by each helper so that each works in any test binary.
+#[allow(clippy::duplicate_mod)]
+#[path = "../infra/mod.rs"]
+mod infra;
 
 pub const HOST_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hosts/host.sh");
 pub const SETUP_SH: &str = "tests/hosts/setup.sh";
@@ -72,28 +76,21 @@ fn missing_infrastructure() -> Option<String> {
     None
 }
 
-/// `None` after printing `skipped: ...` when the infrastructure is absent; panics instead under
-/// `FORGE_REQUIRE_INTEGRATION=1`.
+/// Checks that the hosts can run here; panics naming what is missing. Always `Some` when it
+/// returns (the `Option` keeps `?` callers compiling).
 pub fn check_infrastructure(test: &str) -> Option<()> {
-    match missing_infrastructure() {
-        None => Some(()),
-        Some(why) => {
-            if std::env::var("FORGE_REQUIRE_INTEGRATION").as_deref() == Ok("1") {
-                panic!("{test}: {why}; run `sudo {SETUP_SH}` first (FORGE_REQUIRE_INTEGRATION=1)");
-            }
-            eprintln!("skipped: {test}: {why}; run `sudo {SETUP_SH}` to enable");
-            None
-        }
-    }
+    let missing = missing_infrastructure().map(|why| format!("{test}: {why}"));
+    infra::require("the SSH test hosts", &format!("sudo {SETUP_SH}"), missing);
+    Some(())
 }
 
-/// Start a host, or return from the test after printing `skipped: ...`.
+/// Start a host (panics when the hosts cannot run here).
 #[macro_export]
 macro_rules! host_or_skip {
     ($test:expr) => {
         match hosts::TestHost::start($test) {
             Some(h) => h,
-            None => return,
+            None => unreachable!("TestHost::start panics when the hosts are missing"),
         }
     };
 }
@@ -104,13 +101,12 @@ static NEXT: AtomicUsize = AtomicUsize::new(0);
 #[derive(Debug)]
 pub struct TestHost {
     pub name: String,
-    pub index: usize,
     pub addr: String,
     dir: PathBuf,
 }
 
 impl TestHost {
-    /// Start a fresh host for `test`, or `None` (skipped) when the infrastructure is absent.
+    /// Start a fresh host for `test`; panics when the infrastructure is absent (never `None`).
     ///
     /// Subnet indexes: each process starts at a pid-derived offset and walks 1..=254; the netns
     /// name is derived from the index and `ip netns add` refuses an existing name, so two tests
@@ -131,7 +127,6 @@ impl TestHost {
                     return Some(TestHost {
                         dir: testhosts_dir().join("hosts").join(&name),
                         name,
-                        index,
                         addr,
                     });
                 }

@@ -4,10 +4,17 @@
 //!
 //! libguestfs runs here under TCG (`LIBGUESTFS_BACKEND_SETTINGS=force_tcg`): KVM is unusable on
 //! the CI machines. Each appliance launch costs about 15 s, so tests keep launches few.
-#![allow(dead_code)] // each test file uses a different part of this module
+//!
+//! Tests that use it are `#[ignore = "needs the libguestfs test image: tests/image/setup.sh"]`;
+//! run with `--include-ignored`, they fail when the image is missing (`tests/infra/mod.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+// Included by each helper so that each works in any test binary.
+#[allow(clippy::duplicate_mod)]
+#[path = "../infra/mod.rs"]
+mod infra;
 
 pub const SETUP: &str = "tests/image/setup.sh";
 
@@ -23,24 +30,19 @@ pub fn specs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/image/specs")
 }
 
-/// The prepared base image, or `None` (after printing `skipped: ...`) when setup.sh has not run.
-/// With `FORGE_REQUIRE_INTEGRATION=1` a missing image fails the test instead.
+/// The prepared base image; panics when setup.sh has not run. Always `Some` when it returns
+/// (the `Option` keeps `let Some(base) = .. else { return }` callers compiling).
 pub fn base_image() -> Option<PathBuf> {
     let dir = state_dir();
     let base = dir.join("base.qcow2");
     let ready = base.is_file() && dir.join(".appliance-ok").is_file() && on_path("guestfish");
-    if ready {
-        return Some(base);
-    }
-    let why = format!(
-        "no libguestfs test image at {} (run {SETUP} as root first)",
-        base.display()
+    let missing = (!ready).then(|| format!("no libguestfs test image at {}", base.display()));
+    infra::require(
+        "the libguestfs test image",
+        &format!("sudo {SETUP}"),
+        missing,
     );
-    if std::env::var("FORGE_REQUIRE_INTEGRATION").as_deref() == Ok("1") {
-        panic!("FORGE_REQUIRE_INTEGRATION=1 but {why}");
-    }
-    eprintln!("skipped: {why}");
-    None
+    Some(base)
 }
 
 fn on_path(program: &str) -> bool {
@@ -74,7 +76,8 @@ pub fn set_guestfs_env_once() {
 
 /// A copy-on-write overlay of the base image in its own temp dir; the base is never written.
 pub struct Overlay {
-    pub dir: tempfile::TempDir,
+    /// Held, not read: dropping it removes the overlay.
+    _dir: tempfile::TempDir,
     pub path: PathBuf,
 }
 
@@ -95,7 +98,7 @@ pub fn overlay(base: &Path, name: &str) -> Overlay {
         "qemu-img create: {}",
         text(&out.stderr)
     );
-    Overlay { dir, path }
+    Overlay { _dir: dir, path }
 }
 
 /// `forge` with the libguestfs environment set.

@@ -5,30 +5,19 @@
 //! Servers booted by the fake driver have no network, so the template's `ssh_host` points at a
 //! test host (network namespace + real sshd). Packer needs the same arrangement.
 
-mod build;
-mod cloud;
-mod hosts;
+use crate::build;
+use crate::cloud;
+use crate::fixture::Fixture;
 
 use build::{forge_build, leftovers, Knobs};
-use forge::openstack::compute::ComputeClient;
-use forge::openstack::image::ImageClient;
 
 #[test]
+#[ignore = "needs the test cloud and the SSH test hosts: tests/cloud/up.sh, tests/hosts/setup.sh"]
 fn build_publishes_the_image_and_leaves_nothing_behind() {
-    if !cloud::available(true) {
-        return;
-    }
-    let host = host_or_skip!("build_publishes_the_image_and_leaves_nothing_behind");
-    host.use_repo();
-    let rt = hosts::runtime();
-    rt.block_on(async {
-        let session = cloud::session(cloud::ADMIN).await;
-        let images = ImageClient::new(session.clone());
-        let compute = ComputeClient::new(session.clone());
-        let tag = cloud::unique("e2e");
-        let keypair = build::register_key(&compute, &tag).await;
-        let base = build::base_image(&images, &tag, 7).await;
-
+    let f = Fixture::new("e2e").repo().keypair().base_image(7).start();
+    let (host, session, images, tag) = (f.host(), &f.session, &f.images, &f.tag);
+    let (compute, keypair, base) = (&f.compute, f.keypair(), f.base());
+    f.rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let template = Knobs::good(&host, &tag, &keypair).write(dir.path());
         let hostile = "it's \"quoted\" $(touch /tmp/pwned) `id` & spaces";
@@ -157,19 +146,10 @@ impl<F: std::future::Future> CatchUnwindAsync for F {}
 /// Nova, as cloud-init would from the metadata service, and authorizes it on the test host. After
 /// the build the temporary keypair must be gone.
 #[test]
+#[ignore = "needs the test cloud and the SSH test hosts: tests/cloud/up.sh, tests/hosts/setup.sh"]
 fn build_with_a_temporary_keypair_deletes_it() {
-    if !cloud::available(true) {
-        return;
-    }
-    let host = host_or_skip!("build_with_a_temporary_keypair_deletes_it");
-    host.use_repo();
-    let rt = hosts::runtime();
-    let session = rt.block_on(cloud::session(cloud::ADMIN));
-    let images = ImageClient::new(session.clone());
-    let tag = cloud::unique("e2e-tmpkey");
-    rt.block_on(async {
-        build::base_image(&images, &tag, 9).await;
-    });
+    let f = Fixture::new("e2e-tmpkey").repo().base_image(9).start();
+    let (rt, host, session, images, tag) = (&f.rt, f.host(), &f.session, &f.images, &f.tag);
     let dir = tempfile::tempdir().unwrap();
     let mut knobs = Knobs::good(&host, &tag, "unused");
     knobs.keypair = None;

@@ -4,7 +4,7 @@
 //! allocated, associated, released; a floating IP the user gave is disassociated and left
 //! allocated. No stand-in: every answer is Neutron's.
 
-mod cloud;
+use crate::cloud;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +59,7 @@ async fn with_fip_cleanup<F: std::future::Future>(
 }
 
 #[tokio::test]
+#[ignore = "needs the test cloud: tests/cloud/up.sh"]
 async fn networks_by_id_or_name_and_ambiguous_names() {
     if !cloud::available_with(&[cloud::NEUTRON]) {
         return;
@@ -103,6 +104,7 @@ async fn networks_by_id_or_name_and_ambiguous_names() {
 }
 
 #[tokio::test]
+#[ignore = "needs the test cloud: tests/cloud/up.sh"]
 async fn floating_ip_allocate_associate_release() {
     if !cloud::available_with(&[cloud::NEUTRON]) {
         return;
@@ -162,6 +164,7 @@ async fn floating_ip_allocate_associate_release() {
 }
 
 #[tokio::test]
+#[ignore = "needs the test cloud: tests/cloud/up.sh"]
 async fn server_without_port_gets_no_floating_ip() {
     if !cloud::available_with(&[cloud::NEUTRON]) {
         return;
@@ -194,6 +197,7 @@ async fn server_without_port_gets_no_floating_ip() {
 }
 
 #[tokio::test]
+#[ignore = "needs the test cloud: tests/cloud/up.sh"]
 async fn given_floating_ip_is_disassociated_and_left_allocated() {
     if !cloud::available_with(&[cloud::NEUTRON]) {
         return;

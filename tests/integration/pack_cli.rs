@@ -3,8 +3,8 @@
 //! image; results are read back with `guestfish`, independently of forge. Six appliance launches; the --output test also uploads to the test cloud.
 #![cfg(feature = "guestfs")]
 
-mod cloud;
-mod image;
+use crate::cloud;
+use crate::image;
 
 use std::path::Path;
 
@@ -25,6 +25,7 @@ fn leftovers(dir: &Path) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs the libguestfs test image: tests/image/setup.sh"]
 fn reconcile_in_place_installs_runs_and_copies_then_test_only_passes_without_writing() {
     let Some(base) = image::base_image() else {
         return;
@@ -95,6 +96,7 @@ fn reconcile_in_place_installs_runs_and_copies_then_test_only_passes_without_wri
 
 /// `--output` plus `--upload`: one appliance launch serves both (launches are slow).
 #[test]
+#[ignore = "needs the test cloud and the libguestfs test image: tests/cloud/up.sh, tests/image/setup.sh"]
 fn output_writes_a_standalone_qcow2_leaves_the_input_byte_identical_and_uploads_it() {
     let Some(base) = image::base_image() else {
         return;
@@ -171,6 +173,7 @@ fn output_writes_a_standalone_qcow2_leaves_the_input_byte_identical_and_uploads_
 }
 
 #[test]
+#[ignore = "needs the test cloud and the libguestfs test image: tests/cloud/up.sh, tests/image/setup.sh"]
 fn failing_validator_leaves_no_output_and_the_input_untouched() {
     let Some(base) = image::base_image() else {
         return;

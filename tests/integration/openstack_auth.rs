@@ -2,7 +2,7 @@
 //! credential and token (OS_* variables), catalog lookup, and secrets absent from every
 //! Debug and error text.
 
-mod cloud;
+use crate::cloud;
 
 use std::panic::AssertUnwindSafe;
 
@@ -28,6 +28,7 @@ fn env(vars: &[(&str, &str)]) -> ConfigEnv {
 }
 
 #[tokio::test]
+#[ignore = "needs the test cloud: tests/cloud/up.sh"]
 async fn password_auth_from_clouds_yaml_gives_a_scoped_catalog() {
     if !cloud::available(false) {
         return;
@@ -54,6 +55,7 @@ async fn password_auth_from_clouds_yaml_gives_a_scoped_catalog() {
 }
 
 #[tokio::test]
+#[ignore = "needs the test cloud: tests/cloud/up.sh"]
 async fn wrong_password_is_a_clear_401_without_the_password() {
     if !cloud::available(false) {
         return;
@@ -79,6 +81,7 @@ async fn wrong_password_is_a_clear_401_without_the_password() {
 }
 
 #[tokio::test]
+#[ignore = "needs the test cloud: tests/cloud/up.sh"]
 async fn application_credential_and_token_auth() {
     if !cloud::available(false) {
         return;
@@ -193,6 +196,7 @@ async fn application_credential_and_token_auth() {
 }
 
 #[tokio::test]
+#[ignore = "needs the test cloud: tests/cloud/up.sh"]
 async fn unknown_region_names_what_the_catalog_has() {
     if !cloud::available(false) {
         return;
@@ -227,6 +231,7 @@ impl std::io::Write for Captured {
 }
 
 #[tokio::test]
+#[ignore = "needs the test cloud: tests/cloud/up.sh"]
 async fn insecure_warns_and_logs_never_carry_the_password() {
     if !cloud::available(false) {
         return;

@@ -3,7 +3,7 @@
 //! `tests/image/setup.sh`; two appliance launches.
 #![cfg(feature = "guestfs")]
 
-mod image;
+use crate::image;
 
 use forge::remote::guestfs::{GuestfsError, GuestfsOptions, GuestfsRemote};
 use forge::remote::{shell_quote, Remote, RemoteError};
@@ -16,6 +16,7 @@ fn options(image: &std::path::Path) -> GuestfsOptions {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the libguestfs test image: tests/image/setup.sh"]
 async fn runs_commands_writes_files_and_closes() {
     let Some(base) = image::base_image() else {
         return;

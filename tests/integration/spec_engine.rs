@@ -1,4 +1,6 @@
-//! The validator engine's semantics (validator-spec.md), against two remotes:
+//! The validator engine's semantics (validator-spec.md), one command per remote call
+//! (`spec::run_unbatched`: these tests pin exact command sequences; `spec_batch.rs` proves the
+//! batched path reaches the same results), against two remotes:
 //!
 //! - `FakeRemote`, a hand-written fake (named so on purpose): it records every call and answers
 //!   from a closure, so tests can pin exact command sequences, pass structure and round-trip
@@ -53,7 +55,7 @@ async fn run(
     a: &BTreeMap<String, String>,
     mode: Mode,
 ) -> Result<RunReport, RunError> {
-    spec::run(spec, remote, a, &opts(mode), &CancellationToken::new()).await
+    spec::run_unbatched(spec, remote, a, &opts(mode), &CancellationToken::new()).await
 }
 
 fn failures(r: Result<RunReport, RunError>) -> Vec<spec::Failure> {
@@ -389,7 +391,7 @@ async fn os_case_pick(cases: &[&str], distro: &str) -> Option<String> {
         mode: Mode::Reconcile,
         distro_override: Some(distro.into()),
     };
-    let report = spec::run(&spec, &remote, &args(&[]), &o, &CancellationToken::new())
+    let report = spec::run_unbatched(&spec, &remote, &args(&[]), &o, &CancellationToken::new())
         .await
         .unwrap();
     assert!(remote.calls().is_empty(), "distro_override saves the query");
@@ -854,7 +856,7 @@ fn run_future_is_send() {
     let a = args(&[]);
     let o = opts(Mode::TestOnly);
     let cancel = CancellationToken::new();
-    let fut = spec::run(&spec, &remote, &a, &o, &cancel);
+    let fut = spec::run_unbatched(&spec, &remote, &a, &o, &cancel);
     assert_send(&fut);
 }
 
@@ -864,7 +866,7 @@ async fn cancelled_before_start_makes_no_call() {
     let remote = FakeRemote::satisfied("debian");
     let cancel = CancellationToken::new();
     cancel.cancel();
-    let r = spec::run(&spec, &remote, &args(&[]), &opts(Mode::Reconcile), &cancel).await;
+    let r = spec::run_unbatched(&spec, &remote, &args(&[]), &opts(Mode::Reconcile), &cancel).await;
     assert!(matches!(r, Err(RunError::Cancelled)), "{r:?}");
     assert!(remote.calls().is_empty());
 }
@@ -884,7 +886,7 @@ async fn cancel_interrupts_a_hanging_remote_call() {
     });
     let r = tokio::time::timeout(
         Duration::from_secs(10),
-        spec::run(&spec, &remote, &args(&[]), &opts(Mode::Reconcile), &cancel),
+        spec::run_unbatched(&spec, &remote, &args(&[]), &opts(Mode::Reconcile), &cancel),
     )
     .await
     .expect("the run must stop when cancelled");
@@ -927,19 +929,6 @@ async fn corpus_cdh_round_trips_on_a_satisfied_ubuntu_host() {
 }
 
 // ---------------------------------------------------------------- LocalShell: real /bin/sh
-
-/// Whether `tool` exists; when it does not, the test is skipped, or fails under
-/// `FORGE_REQUIRE_INTEGRATION=1` (CI), where a Debian machine always has it.
-fn have(tool: &str) -> bool {
-    if Path::new(tool).exists() {
-        return true;
-    }
-    if std::env::var("FORGE_REQUIRE_INTEGRATION").as_deref() == Ok("1") {
-        panic!("{tool} is missing: these tests need a Debian-family machine");
-    }
-    eprintln!("skipped: {tool} is missing (not a Debian-family machine)");
-    false
-}
 
 /// A real remote on this machine: commands run through `/bin/sh -c`, files are really written.
 /// Used only with scripts and read-only checks (never package installs).
@@ -1003,10 +992,10 @@ async fn real_shell_hostile_values_arrive_verbatim_and_nothing_executes() {
 }
 
 #[tokio::test]
+#[ignore = "needs perl: apt-get install perl-base"]
 async fn real_shell_shebang_is_honoured_and_the_script_file_is_removed() {
-    if !have("/usr/bin/perl") {
-        return;
-    }
+    let missing = (!Path::new("/usr/bin/perl").exists()).then(|| "no /usr/bin/perl".to_string());
+    crate::infra::require("perl", "apt-get install perl-base", missing);
     let yaml = "validators:\n  - script:\n      s/perl:\n        output: perl_out\n  - script:\n      s/plain:\n        output: shell_out\n";
     let (spec, _d) = spec_from(
         yaml,
@@ -1042,15 +1031,18 @@ async fn real_shell_shebang_is_honoured_and_the_script_file_is_removed() {
 
 /// The debian check command against this machine's real dpkg database.
 #[tokio::test]
+#[ignore = "needs dpkg-query: a Debian-family machine"]
 async fn real_dpkg_check_command() {
-    if std::process::Command::new("dpkg-query")
+    let missing = std::process::Command::new("dpkg-query")
         .arg("--version")
         .output()
-        .is_err()
-    {
-        eprintln!("skipped: dpkg-query is not installed (not a Debian-family machine)");
-        return;
-    }
+        .err()
+        .map(|e| format!("dpkg-query: {e}"));
+    crate::infra::require(
+        "dpkg-query",
+        "a Debian-family machine (apt-get install dpkg)",
+        missing,
+    );
     let bash_version = std::process::Command::new("dpkg-query")
         .args(["-W", "-f=${Version}", "bash"])
         .output()

@@ -11,9 +11,10 @@
 //! The fake virt driver has no cloud-init, so a CLOUD-INIT STAND-IN (hand-written, named as
 //! such) authorizes a temporary keypair's public key on the test host, as in `build_e2e.rs`.
 
-mod build;
-mod cloud;
-mod hosts;
+use crate::build;
+use crate::cloud;
+use crate::fixture::Fixture;
+use crate::hosts;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -24,8 +25,6 @@ use std::time::{Duration, Instant};
 
 use build::{forge_cleanup, journal_dir, leftovers, run_id, Knobs};
 use forge::journal::{self, Record};
-use forge::openstack::compute::ComputeClient;
-use forge::openstack::image::ImageClient;
 
 /// Where the SIGKILL lands.
 #[derive(Clone, Copy)]
@@ -227,17 +226,10 @@ struct Row {
 }
 
 #[test]
+#[ignore = "needs the test cloud and the SSH test hosts: tests/cloud/up.sh, tests/hosts/setup.sh"]
 fn sigkill_in_every_step_then_cleanup_leaves_nothing() {
-    if !cloud::available(true) {
-        return;
-    }
-    let host = host_or_skip!("sigkill_in_every_step_then_cleanup_leaves_nothing");
-    host.use_repo();
-    let rt = hosts::runtime();
-    let session = rt.block_on(cloud::session(cloud::ADMIN));
-    let images = ImageClient::new(session.clone());
-    let tag = cloud::unique("kill");
-    rt.block_on(build::base_image(&images, &tag, 7));
+    let f = Fixture::new("kill").repo().base_image(7).start();
+    let (rt, host, session, images, tag) = (&f.rt, f.host(), &f.session, &f.images, &f.tag);
 
     let mut matrix = Vec::new();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -354,16 +346,10 @@ fn killed_build(
 /// on one line. A login to another project than the journal's is refused. Then `--yes`
 /// deletes them.
 #[test]
+#[ignore = "needs the test cloud and the SSH test hosts: tests/cloud/up.sh, tests/hosts/setup.sh"]
 fn a_dry_run_lists_and_deletes_nothing() {
-    if !cloud::available(true) {
-        return;
-    }
-    let host = host_or_skip!("a_dry_run_lists_and_deletes_nothing");
-    let rt = hosts::runtime();
-    let session = rt.block_on(cloud::session(cloud::ADMIN));
-    let images = ImageClient::new(session.clone());
-    let tag = cloud::unique("kill-dry");
-    rt.block_on(build::base_image(&images, &tag, 8));
+    let f = Fixture::new("kill-dry").host().base_image(8).start();
+    let (rt, host, session, images, tag) = (&f.rt, f.host(), &f.session, &f.images, &f.tag);
     let dir = tempfile::tempdir().unwrap();
     let id = killed_build(&host, &tag, dir.path(), "boot server", "server");
     let jdir = journal_dir(dir.path());
@@ -425,19 +411,16 @@ fn a_dry_run_lists_and_deletes_nothing() {
 /// `--all-stale` cleans a killed run and skips, untouched, a build that is still running in
 /// the same journal directory.
 #[test]
+#[ignore = "needs the test cloud and the SSH test hosts: tests/cloud/up.sh, tests/hosts/setup.sh"]
 fn all_stale_skips_a_live_run() {
-    if !cloud::available(true) {
-        return;
-    }
-    let host = host_or_skip!("all_stale_skips_a_live_run");
-    host.use_repo();
-    let rt = hosts::runtime();
-    let session = rt.block_on(cloud::session(cloud::ADMIN));
-    let images = ImageClient::new(session.clone());
-    let compute = ComputeClient::new(session.clone());
-    let tag = cloud::unique("kill-stale");
-    let keypair = rt.block_on(build::register_key(&compute, &tag));
-    rt.block_on(build::base_image(&images, &tag, 9));
+    let f = Fixture::new("kill-stale")
+        .repo()
+        .keypair()
+        .base_image(9)
+        .start();
+    let (rt, host, session, images, tag) = (&f.rt, f.host(), &f.session, &f.images, &f.tag);
+    let compute = &f.compute;
+    let keypair = f.keypair();
     // One state directory for both builds: their journals sit side by side.
     let dir = tempfile::tempdir().unwrap();
     let dead_dir = dir.path().join("dead");
@@ -510,17 +493,10 @@ fn all_stale_skips_a_live_run() {
 /// With no journal (another machine), `--run ID` finds the server by name, the keypair by
 /// name and the unfinished snapshot by its `forge_run_id` property, and deletes them.
 #[test]
+#[ignore = "needs the test cloud and the SSH test hosts: tests/cloud/up.sh, tests/hosts/setup.sh"]
 fn cleanup_without_a_journal_sweeps_by_name_and_property() {
-    if !cloud::available(true) {
-        return;
-    }
-    let host = host_or_skip!("cleanup_without_a_journal_sweeps_by_name_and_property");
-    host.use_repo();
-    let rt = hosts::runtime();
-    let session = rt.block_on(cloud::session(cloud::ADMIN));
-    let images = ImageClient::new(session.clone());
-    let tag = cloud::unique("kill-sweep");
-    rt.block_on(build::base_image(&images, &tag, 10));
+    let f = Fixture::new("kill-sweep").repo().base_image(10).start();
+    let (rt, host, session, images, tag) = (&f.rt, f.host(), &f.session, &f.images, &f.tag);
     let dir = tempfile::tempdir().unwrap();
     let gate = Gate::new(&host);
     let mut knobs = Knobs::good(&host, &tag, "unused");
@@ -563,19 +539,16 @@ fn cleanup_without_a_journal_sweeps_by_name_and_property() {
 /// A build that finished ok: cleanup keeps its image, from the journal and, without one, by the
 /// publish step's `forge_build` property.
 #[test]
+#[ignore = "needs the test cloud and the SSH test hosts: tests/cloud/up.sh, tests/hosts/setup.sh"]
 fn a_finished_build_keeps_its_image() {
-    if !cloud::available(true) {
-        return;
-    }
-    let host = host_or_skip!("a_finished_build_keeps_its_image");
-    host.use_repo();
-    let rt = hosts::runtime();
-    let session = rt.block_on(cloud::session(cloud::ADMIN));
-    let images = ImageClient::new(session.clone());
-    let compute = ComputeClient::new(session.clone());
-    let tag = cloud::unique("kill-ok");
-    let keypair = rt.block_on(build::register_key(&compute, &tag));
-    rt.block_on(build::base_image(&images, &tag, 11));
+    let f = Fixture::new("kill-ok")
+        .repo()
+        .keypair()
+        .base_image(11)
+        .start();
+    let (rt, host, session, images, tag) = (&f.rt, f.host(), &f.session, &f.images, &f.tag);
+    let compute = &f.compute;
+    let keypair = f.keypair();
     let dir = tempfile::tempdir().unwrap();
     let template = Knobs::good(&host, &tag, &keypair).write(dir.path());
     let (code, stdout, stderr) = build::forge_build(&template, &[]);

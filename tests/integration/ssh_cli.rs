@@ -2,7 +2,7 @@
 //! exit codes, failure listings with spec locations, package installs from the local apt repo,
 //! hostile argument values, test-only leaving the host untouched, sudo, a real corpus spec.
 
-mod hosts;
+use crate::hosts;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -23,6 +23,7 @@ fn cmd(verb: &str, rest: Vec<String>) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs the SSH test hosts: tests/hosts/setup.sh"]
 fn package_from_local_repo_fails_check_then_reconciles_then_passes() {
     let host = host_or_skip!("package_from_local_repo_fails_check_then_reconciles_then_passes");
     host.use_repo();
@@ -48,6 +49,7 @@ fn package_from_local_repo_fails_check_then_reconciles_then_passes() {
 }
 
 #[test]
+#[ignore = "needs the SSH test hosts: tests/hosts/setup.sh"]
 fn hostile_argument_values_arrive_verbatim() {
     let host = host_or_skip!("hostile_argument_values_arrive_verbatim");
     let d = SpecDir::new();
@@ -79,6 +81,7 @@ fn hostile_argument_values_arrive_verbatim() {
 }
 
 #[test]
+#[ignore = "needs the SSH test hosts: tests/hosts/setup.sh"]
 fn test_only_mode_changes_nothing_on_the_host() {
     let host = host_or_skip!("test_only_mode_changes_nothing_on_the_host");
     host.use_repo();
@@ -155,6 +158,7 @@ validators:
 }
 
 #[test]
+#[ignore = "needs the SSH test hosts: tests/hosts/setup.sh"]
 fn non_root_user_reconciles_through_sudo() {
     let host = host_or_skip!("non_root_user_reconciles_through_sudo");
     host.use_repo();
@@ -178,6 +182,7 @@ fn non_root_user_reconciles_through_sudo() {
 }
 
 #[test]
+#[ignore = "needs the SSH test hosts: tests/hosts/setup.sh"]
 fn connection_problems_are_one_clear_line_and_exit_2() {
     let host = host_or_skip!("connection_problems_are_one_clear_line_and_exit_2");
     let d = SpecDir::new();
@@ -314,6 +319,7 @@ fn usage_spec_and_argument_errors_exit_2_before_connecting() {
 }
 
 #[test]
+#[ignore = "needs the SSH test hosts: tests/hosts/setup.sh"]
 fn interrupt_cancels_a_running_reconcile() {
     let host = host_or_skip!("interrupt_cancels_a_running_reconcile");
     host.add_user("builder", true);
@@ -366,6 +372,7 @@ fn interrupt_cancels_a_running_reconcile() {
 }
 
 #[test]
+#[ignore = "needs the SSH test hosts: tests/hosts/setup.sh"]
 fn corpus_spark_spec_in_test_only_mode() {
     let host = host_or_skip!("corpus_spark_spec_in_test_only_mode");
     host.use_repo(); // has dummy openjdk-8-jdk, ntp, hadoop-hdfs-* packages
@@ -413,6 +420,7 @@ fn corpus_spark_spec_in_test_only_mode() {
 }
 
 #[test]
+#[ignore = "needs the SSH test hosts: tests/hosts/setup.sh"]
 fn rsa_and_passphrase_keys_work_from_the_cli() {
     let host = host_or_skip!("rsa_and_passphrase_keys_work_from_the_cli");
     let d = SpecDir::new();

@@ -7,9 +7,9 @@
 //! build `t.pkr.hcl` concurrently. Images older than a limit are never fabricated: the only
 //! age used is Glance's real `created_at`, with limits chosen between real values.
 
-mod build;
-mod cloud;
-mod hosts;
+use crate::build;
+use crate::cloud;
+use crate::fixture::Fixture;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -135,22 +135,13 @@ fn limit_between(older: &Image, younger: &Image) -> String {
 /// deletes exactly the two oldest. Last, a sixth build whose retention fails (a protected image)
 /// exits 3 and keeps its new image.
 #[test]
+#[ignore = "needs the test cloud and the SSH test hosts: tests/cloud/up.sh, tests/hosts/setup.sh"]
 fn keep_two_over_five_builds_hides_then_prune_deletes_by_real_age() {
-    if !cloud::available(true) {
-        return;
-    }
-    let host = host_or_skip!("keep_two_over_five_builds_hides_then_prune_deletes_by_real_age");
-    host.use_repo();
-    let rt = hosts::runtime();
-    rt.block_on(async {
-        let session = cloud::session(cloud::ADMIN).await;
-        let images = ImageClient::new(session.clone());
-        let compute = ComputeClient::new(session.clone());
-        let tag = cloud::unique("ret5");
-        let keypair = build::register_key(&compute, &tag).await;
+    let f = Fixture::new("ret5").repo().keypair().base_image(5).start();
+    let (host, session, images, tag) = (f.host(), &f.session, &f.images, &f.tag);
+    let keypair = f.keypair();
+    f.rt.block_on(async {
         with_cleanup(&session, &tag, async {
-            build::base_image(&images, &tag, 5).await;
-
             let dir = tempfile::tempdir().unwrap();
             let written = Knobs::good(&host, &tag, &keypair).write(dir.path());
             let text = std::fs::read_to_string(&written).unwrap().replace(
@@ -374,15 +365,11 @@ fn has_tag(images: &[(String, bool, Vec<String>)], id: &str, tag: &str) -> bool 
 /// foreign, inactive and missing images and hostile channel names, and a channel-tagged image
 /// survives a prune that would otherwise delete it.
 #[test]
+#[ignore = "needs the test cloud: tests/cloud/up.sh"]
 fn promote_moves_the_channel_tag_and_protects_the_image() {
-    if !cloud::available(true) {
-        return;
-    }
-    let rt = hosts::runtime();
-    rt.block_on(async {
-        let session = cloud::session(cloud::ADMIN).await;
-        let images = ImageClient::new(session.clone());
-        let tag = cloud::unique("promote");
+    let f = Fixture::new("promote").start();
+    let (session, images, tag) = (&f.session, &f.images, &f.tag);
+    f.rt.block_on(async {
         with_cleanup(&session, &tag, async {
             let dir = tempfile::tempdir().unwrap();
             let file = format!("{tag}.pkr.hcl");
@@ -527,16 +514,12 @@ fn promote_moves_the_channel_tag_and_protects_the_image() {
 /// server appears after planning, not by `forge images prune --yes`; once the server is gone,
 /// prune deletes it.
 #[test]
+#[ignore = "needs the test cloud: tests/cloud/up.sh"]
 fn prune_refuses_an_image_in_use_by_a_server() {
-    if !cloud::available(true) {
-        return;
-    }
-    let rt = hosts::runtime();
-    rt.block_on(async {
-        let session = cloud::session(cloud::ADMIN).await;
-        let images = ImageClient::new(session.clone());
-        let compute = ComputeClient::new(session.clone());
-        let tag = cloud::unique("inuse");
+    let f = Fixture::new("inuse").start();
+    let (session, images, tag) = (&f.session, &f.images, &f.tag);
+    let compute = &f.compute;
+    f.rt.block_on(async {
         with_cleanup(&session, &tag, async {
             let dir = tempfile::tempdir().unwrap();
             let file = format!("{tag}.pkr.hcl");
@@ -639,15 +622,11 @@ fn prune_refuses_an_image_in_use_by_a_server() {
 /// A project member cannot list other projects' servers: the checker falls back to its own
 /// project and will not vouch for an image other projects can see.
 #[test]
+#[ignore = "needs the test cloud: tests/cloud/up.sh"]
 fn a_non_admin_checks_its_own_project_and_never_vouches_for_shared_images() {
-    if !cloud::available(true) {
-        return;
-    }
-    let rt = hosts::runtime();
-    rt.block_on(async {
-        let session = cloud::session(cloud::DEMO).await;
-        let images = ImageClient::new(session.clone());
-        let tag = cloud::unique("nonadmin");
+    let f = Fixture::new("nonadmin").cloud(cloud::DEMO).start();
+    let (session, images, tag) = (&f.session, &f.images, &f.tag);
+    f.rt.block_on(async {
         with_cleanup(&session, &tag, async {
             let private = build_image(&images, &tag, "x.pkr.hcl", "b", "p", true).await;
             let mut new = NewImage::named(&format!("{tag}-shared"));

@@ -5,7 +5,7 @@
 //! with Cinder's message (not a timeout); a wait is cancellable; upload to Glance as a raw
 //! image; delete. No stand-in: every answer is Cinder's.
 
-mod cloud;
+use crate::cloud;
 
 use std::time::{Duration, Instant};
 
@@ -53,6 +53,7 @@ async fn with_volume_cleanup<F: std::future::Future>(
 }
 
 #[tokio::test]
+#[ignore = "needs the test cloud: tests/cloud/up.sh"]
 async fn volume_from_image_upload_to_image_delete() {
     if !cloud::available_with(&[cloud::CINDER]) {
         return;
@@ -131,6 +132,7 @@ async fn volume_from_image_upload_to_image_delete() {
 }
 
 #[tokio::test]
+#[ignore = "needs the test cloud: tests/cloud/up.sh"]
 async fn impossible_volume_fails_its_wait_with_cinders_message() {
     if !cloud::available_with(&[cloud::CINDER]) {
         return;
@@ -198,6 +200,7 @@ async fn impossible_volume_fails_its_wait_with_cinders_message() {
 }
 
 #[tokio::test]
+#[ignore = "needs the test cloud: tests/cloud/up.sh"]
 async fn volume_wait_is_cancellable() {
     if !cloud::available_with(&[cloud::CINDER]) {
         return;
@@ -244,6 +247,7 @@ async fn volume_wait_is_cancellable() {
 }
 
 #[tokio::test]
+#[ignore = "needs the test cloud: tests/cloud/up.sh"]
 async fn server_boots_from_volume_and_the_volume_outlives_it() {
     if !cloud::available_with(&[cloud::CINDER]) {
         return;

@@ -7,7 +7,7 @@
 //! certificate problem, no secret); `cacert` from clouds.yaml, `OS_CACERT` or the template
 //! makes it succeed; `insecure` succeeds with a warning.
 
-mod cloud;
+use crate::cloud;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -157,6 +157,7 @@ fn forge_yaml_password(cloud_name: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the test cloud: tests/cloud/up.sh"]
 async fn verification_is_on_by_default_and_cacert_turns_it_into_trust() {
     if !cloud::available(false) {
         return;
@@ -225,6 +226,7 @@ async fn verification_is_on_by_default_and_cacert_turns_it_into_trust() {
 /// nothing). Without `cacert` it stops at login with the certificate error; `insecure = true`
 /// logs in and warns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the test cloud: tests/cloud/up.sh"]
 async fn forge_build_uses_the_templates_cacert_and_warns_when_insecure() {
     if !cloud::available(false) {
         return;

@@ -1,7 +1,7 @@
 //! Nova client against the real test cloud (fake virt driver; see tests/cloud/up.sh for the
 //! snapshot-upload stand-in): flavors, keypairs, a server's whole life, and nothing left over.
 
-mod cloud;
+use crate::cloud;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -17,6 +17,7 @@ const PUBLIC_KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGEW3Da63yFA1SmktcVnOGQqz/8hP34haQuIrI246EyD forge-test";
 
 #[tokio::test]
+#[ignore = "needs the test cloud: tests/cloud/up.sh"]
 async fn microversion_flavors_and_keypairs() {
     if !cloud::available(true) {
         return;
@@ -49,6 +50,7 @@ async fn microversion_flavors_and_keypairs() {
 }
 
 #[tokio::test]
+#[ignore = "needs the test cloud: tests/cloud/up.sh"]
 async fn boot_stop_snapshot_delete_leaves_nothing_behind() {
     if !cloud::available(true) {
         return;
@@ -145,6 +147,7 @@ async fn boot_stop_snapshot_delete_leaves_nothing_behind() {
 }
 
 #[tokio::test]
+#[ignore = "needs the test cloud: tests/cloud/up.sh"]
 async fn waits_are_cancellable_and_bounded() {
     if !cloud::available(true) {
         return;

@@ -2,7 +2,7 @@
 //! type, `any`'s two passes, the argument map flowing between validators, shebangs. Effects are
 //! read straight from the host's file tree, not through forge.
 
-mod hosts;
+use crate::hosts;
 
 use std::collections::BTreeMap;
 
@@ -45,6 +45,7 @@ fn text(host: &TestHost, path: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs the SSH test hosts: tests/hosts/setup.sh"]
 fn every_validator_type_runs_in_reconcile_mode() {
     let host = host_or_skip!("every_validator_type_runs_in_reconcile_mode");
     host.use_repo();
@@ -156,6 +157,7 @@ validators:
 }
 
 #[test]
+#[ignore = "needs the SSH test hosts: tests/hosts/setup.sh"]
 fn package_validator_is_one_command_per_check_and_install() {
     let host = host_or_skip!("package_validator_is_one_command_per_check_and_install");
     host.use_repo();
@@ -174,6 +176,7 @@ fn package_validator_is_one_command_per_check_and_install() {
 }
 
 #[test]
+#[ignore = "needs the SSH test hosts: tests/hosts/setup.sh"]
 fn any_reconciles_the_second_alternative_only_after_pass_one_fails() {
     let host = host_or_skip!("any_reconciles_the_second_alternative_only_after_pass_one_fails");
     let d = SpecDir::new();
@@ -225,6 +228,7 @@ fn any_reconciles_the_second_alternative_only_after_pass_one_fails() {
 }
 
 #[test]
+#[ignore = "needs the SSH test hosts: tests/hosts/setup.sh"]
 fn argument_set_and_output_flow_into_later_scripts() {
     let host = host_or_skip!("argument_set_and_output_flow_into_later_scripts");
     let d = SpecDir::new();
@@ -266,6 +270,7 @@ validators:
 }
 
 #[test]
+#[ignore = "needs the SSH test hosts: tests/hosts/setup.sh"]
 fn scripts_run_under_their_own_shebang_or_bash() {
     let host = host_or_skip!("scripts_run_under_their_own_shebang_or_bash");
     let d = SpecDir::new();
@@ -290,6 +295,7 @@ fn scripts_run_under_their_own_shebang_or_bash() {
 }
 
 #[test]
+#[ignore = "needs the SSH test hosts: tests/hosts/setup.sh"]
 fn failed_script_reports_its_location_and_output() {
     let host = host_or_skip!("failed_script_reports_its_location_and_output");
     let d = SpecDir::new();

@@ -3,17 +3,15 @@
 //! after each run, list the cloud's servers, keypairs and images of that run and assert that
 //! nothing forge created remains and the source image is untouched. Prints the matrix.
 
-mod build;
-mod cloud;
-mod hosts;
+use crate::build;
+use crate::cloud;
+use crate::fixture::Fixture;
 
 use std::io::{BufRead, BufReader};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use build::{forge_build_command, leftovers, run_id, Knobs};
-use forge::openstack::compute::ComputeClient;
-use forge::openstack::image::ImageClient;
 use reqwest::Method;
 
 /// One cell: which step, what goes wrong, how the template (or environment) is changed.
@@ -114,18 +112,12 @@ struct Row {
 }
 
 #[test]
+#[ignore = "needs the test cloud and the SSH test hosts: tests/cloud/up.sh, tests/hosts/setup.sh"]
 fn every_fault_and_interrupt_in_every_step_leaks_nothing() {
-    if !cloud::available(true) {
-        return;
-    }
-    let host = host_or_skip!("every_fault_and_interrupt_in_every_step_leaks_nothing");
-    host.use_repo();
-    let rt = hosts::runtime();
-    let session = rt.block_on(cloud::session(cloud::ADMIN));
-    let images = ImageClient::new(session.clone());
-    let compute = ComputeClient::new(session.clone());
-    let tag = cloud::unique("faults");
-    let keypair = rt.block_on(build::register_key(&compute, &tag));
+    let f = Fixture::new("faults").repo().keypair().start();
+    let (rt, host, session, images, tag) = (&f.rt, f.host(), &f.session, &f.images, &f.tag);
+    let compute = &f.compute;
+    let keypair = f.keypair();
     let base = rt.block_on(async {
         ensure_huge_flavor(&session).await;
         build::base_image(&images, &tag, 3).await
@@ -268,21 +260,16 @@ async fn ensure_huge_flavor(session: &std::sync::Arc<forge::openstack::Session>)
 /// A second Ctrl-C while the build is cleaning up is ignored with a message: cleanup finishes
 /// and nothing leaks.
 #[test]
+#[ignore = "needs the test cloud and the SSH test hosts: tests/cloud/up.sh, tests/hosts/setup.sh"]
 fn a_second_interrupt_during_cleanup_is_ignored() {
-    if !cloud::available(true) {
-        return;
-    }
-    let host = host_or_skip!("a_second_interrupt_during_cleanup_is_ignored");
-    host.use_repo();
-    let rt = hosts::runtime();
-    let session = rt.block_on(cloud::session(cloud::ADMIN));
-    let images = ImageClient::new(session.clone());
-    let compute = ComputeClient::new(session.clone());
-    let tag = cloud::unique("sigint2");
-    let keypair = rt.block_on(build::register_key(&compute, &tag));
-    rt.block_on(async {
-        build::base_image(&images, &tag, 5).await;
-    });
+    let f = Fixture::new("sigint2")
+        .repo()
+        .keypair()
+        .base_image(5)
+        .start();
+    let (rt, host, session, images, tag) = (&f.rt, f.host(), &f.session, &f.images, &f.tag);
+    let compute = &f.compute;
+    let keypair = f.keypair();
     let dir = tempfile::tempdir().unwrap();
     let mut knobs = Knobs::good(&host, &tag, &keypair);
     knobs.script_sleep = 5;
