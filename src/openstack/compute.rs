@@ -106,6 +106,9 @@ pub struct NewServer {
     pub config_drive: bool,
     pub metadata: BTreeMap<String, String>,
     pub key_name: Option<String>,
+    /// Boot from this existing Cinder volume (`block_device_mapping_v2`, boot index 0) instead
+    /// of `image_id`; the volume outlives the server (`delete_on_termination: false`).
+    pub boot_volume: Option<String>,
 }
 
 impl fmt::Debug for NewServer {
@@ -128,6 +131,7 @@ impl fmt::Debug for NewServer {
             .field("config_drive", &self.config_drive)
             .field("metadata", &self.metadata)
             .field("key_name", &self.key_name)
+            .field("boot_volume", &self.boot_volume)
             .finish()
     }
 }
@@ -146,6 +150,7 @@ impl NewServer {
             config_drive: false,
             metadata: BTreeMap::new(),
             key_name: None,
+            boot_volume: None,
         }
     }
 
@@ -189,6 +194,19 @@ impl NewServer {
         }
         if let Some(k) = &self.key_name {
             s["key_name"] = json!(k);
+        }
+        if let Some(volume) = &self.boot_volume {
+            // the image is the volume's
+            if let Some(o) = s.as_object_mut() {
+                o.remove("imageRef");
+            }
+            s["block_device_mapping_v2"] = json!([{
+                "boot_index": 0,
+                "uuid": volume,
+                "source_type": "volume",
+                "destination_type": "volume",
+                "delete_on_termination": false,
+            }]);
         }
         Ok(json!({ "server": s }))
     }
@@ -720,6 +738,19 @@ mod tests {
         assert!(Microversion::negotiate(v("2.95"), v("2.99")).is_err());
         assert!(v("2.9") < v("2.10"));
         assert_eq!(Microversion::parse(""), None);
+    }
+
+    #[test]
+    fn boot_volume_replaces_the_image_with_a_kept_volume() {
+        let mut s = NewServer::new("n", "img", "1");
+        s.boot_volume = Some("vol-1".into());
+        let b = s.body(Microversion(2, 90)).unwrap();
+        assert!(b["server"].get("imageRef").is_none(), "{b}");
+        assert_eq!(
+            b["server"]["block_device_mapping_v2"],
+            json!([{"boot_index": 0, "uuid": "vol-1", "source_type": "volume",
+                "destination_type": "volume", "delete_on_termination": false}])
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! - [`identity`]: the Keystone v3 [`Session`]: token, service catalog, every HTTP request
 //!   (counted, so tests and benchmarks can report round trips).
 //! - [`image`] (Glance v2), [`compute`] (Nova v2.1 with microversions), [`network`] (Neutron
-//!   floating IPs).
+//!   floating IPs), [`volume`] (Cinder v3 volumes).
 //! - [`wait`]: the one bounded, cancellable, backing-off wait every client uses.
 //!
 //! Written on `reqwest` rather than the `openstack_sdk` crate: see the design note in
@@ -16,6 +16,7 @@ pub mod error;
 pub mod identity;
 pub mod image;
 pub mod network;
+pub mod volume;
 pub mod wait;
 
 pub use config::{CloudConfig, ConfigEnv};

@@ -1,5 +1,5 @@
-//! Neutron v2.0: floating IPs (allocate from an external network, associate with a server's
-//! port, release).
+//! Neutron v2.0: networks by id or name, a server's ports, floating IPs (allocate from an
+//! external network, get, associate with a server's port, disassociate, release).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +28,27 @@ pub struct FloatingIp {
 #[derive(Deserialize)]
 struct FipBody {
     floatingip: FloatingIp,
+}
+
+/// A Neutron port (the parts forge reads).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Port {
+    pub id: String,
+    pub network_id: String,
+    #[serde(default)]
+    pub device_id: String,
+    #[serde(default)]
+    pub fixed_ips: Vec<FixedIp>,
+    /// `ACTIVE`, `DOWN`, `BUILD`.
+    #[serde(default)]
+    pub status: String,
+}
+
+/// One address of a port.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FixedIp {
+    pub subnet_id: String,
+    pub ip_address: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -106,35 +127,65 @@ impl NetworkClient {
         Ok(b.floatingip)
     }
 
-    /// Associate the floating IP with the server's first port.
-    pub async fn associate_floating_ip(
-        &self,
-        fip_id: &str,
-        server_id: &str,
-    ) -> Result<FloatingIp, Error> {
+    /// The server's ports (Nova creates one per network it attaches).
+    pub async fn server_ports(&self, server_id: &str) -> Result<Vec<Port>, Error> {
         #[derive(Deserialize)]
         struct Ports {
-            ports: Vec<Named>,
+            ports: Vec<Port>,
         }
         let url = self.session.url(SERVICE, &["v2.0", "ports"]).await?;
         let ports: Ports = self
             .session
             .send_json(Method::GET, url, |r| r.query(&[("device_id", server_id)]))
             .await?;
-        let port = ports.ports.first().ok_or_else(|| {
+        Ok(ports.ports)
+    }
+
+    /// Associate the floating IP with the server's first port.
+    pub async fn associate_floating_ip(
+        &self,
+        fip_id: &str,
+        server_id: &str,
+    ) -> Result<FloatingIp, Error> {
+        let ports = self.server_ports(server_id).await?;
+        let port = ports.first().ok_or_else(|| {
             Error::Unsupported(format!(
                 "server {server_id} has no network port to attach a floating IP to"
             ))
         })?;
+        self.set_floating_ip_port(fip_id, Some(&port.id)).await
+    }
+
+    /// Detach the floating IP from its port, keeping it allocated (a floating IP the user gave
+    /// is handed back like this, never released).
+    pub async fn disassociate_floating_ip(&self, fip_id: &str) -> Result<FloatingIp, Error> {
+        self.set_floating_ip_port(fip_id, None).await
+    }
+
+    async fn set_floating_ip_port(
+        &self,
+        fip_id: &str,
+        port_id: Option<&str>,
+    ) -> Result<FloatingIp, Error> {
         let url = self
             .session
             .url(SERVICE, &["v2.0", "floatingips", fip_id])
             .await?;
-        let body = json!({"floatingip": {"port_id": port.id}});
+        let body = json!({"floatingip": {"port_id": port_id}});
         let b: FipBody = self
             .session
             .send_json(Method::PUT, url, |r| r.json(&body))
             .await?;
+        Ok(b.floatingip)
+    }
+
+    /// One floating IP by id.
+    pub async fn get_floating_ip(&self, fip_id: &str) -> Result<FloatingIp, Error> {
+        let url = self
+            .session
+            .url(SERVICE, &["v2.0", "floatingips", fip_id])
+            .await?;
+        let b: FipBody = self.session.send_json(Method::GET, url, |r| r).await?;
         Ok(b.floatingip)
     }
 

@@ -1,6 +1,6 @@
 //! Support for the tests that run against the real test cloud started by `tests/cloud/up.sh`
-//! (Keystone, Glance, Placement and Nova with the fake virt driver on 127.0.0.1; see the
-//! script's header for its two stand-ins).
+//! (Keystone, Glance, Placement, Nova with the fake virt driver, Neutron, Cinder on 127.0.0.1;
+//! see the script's header for its one stand-in and how Neutron and Cinder are set up).
 //!
 //! Tests that use it are `#[ignore = "needs the test cloud: tests/cloud/up.sh"]`; run with
 //! `--include-ignored`, they fail when the cloud is not running (see `tests/infra/mod.rs`).
@@ -62,6 +62,29 @@ pub fn available(needs_nova: bool) -> bool {
         missing.push("nova-api on 127.0.0.1:8774".into());
     }
     let missing = (!missing.is_empty()).then(|| format!("missing: {}", missing.join(", ")));
+    infra::require("the test cloud", "sudo tests/cloud/up.sh", missing);
+    true
+}
+
+/// Neutron (`neutron-server`, real since up.sh runs it) and Cinder's API, for
+/// [`available_with`].
+pub const NEUTRON: (&str, u16) = ("neutron-server", 9696);
+pub const CINDER: (&str, u16) = ("cinder-api", 8776);
+
+/// Like [`available`]`(true)` (Nova too), and also each of `services` listening.
+pub fn available_with(services: &[(&str, u16)]) -> bool {
+    available(true);
+    let missing: Vec<String> = services
+        .iter()
+        .filter(|(_, port)| !listening(*port))
+        .map(|(name, port)| format!("{name} on 127.0.0.1:{port}"))
+        .collect();
+    let missing = (!missing.is_empty()).then(|| {
+        format!(
+            "missing: {} (a cloud from an older up.sh?)",
+            missing.join(", ")
+        )
+    });
     infra::require("the test cloud", "sudo tests/cloud/up.sh", missing);
     true
 }

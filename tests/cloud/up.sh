@@ -1,27 +1,40 @@
 #!/bin/bash
 # up.sh - a real, minimal OpenStack Zed (Keystone, Glance, Placement, Nova with the fake
-# virt driver) from Debian 12 (bookworm) packages, all on 127.0.0.1, state (sqlite, or
+# virt driver, Neutron with ML2/linuxbridge, Cinder with the NFS driver) from Debian 12
+# (bookworm) packages, all on 127.0.0.1, state (sqlite, or
 # MariaDB with DB_BACKEND=mariadb) under $TESTCLOUD_DIR. Idempotent: installs what is missing,
 # writes configs, initialises DBs once, starts what is not running. Run as root.
 # Stop with down.sh (down.sh --purge wipes state). Check with smoke.sh.
 # forge's integration tests (tests/openstack_*.rs) read $TESTCLOUD_DIR/clouds.yaml, which this
 # script writes (clouds forge-admin and forge-demo). Loopback only: every service binds 127.0.0.1.
 #
-# Two parts are not stock OpenStack, both small stand-ins, named as such:
-#  - STAND-IN Neutron (bin/neutron-stub.py): answers every list with [] and unlimited quotas,
-#    because Nova calls Neutron on every server GET; no real networking.
+# Neutron: neutron-server (ML2: flat + vlan types, linuxbridge mechanism) and the linuxbridge
+# agent (host testcloud-compute, like nova-compute, so Nova's port binding succeeds); its
+# physical network 'physnet1' is mapped to an empty bridge 'forge-ext' (this kernel has no dummy
+# or vlan interfaces; with the fake virt driver no tap device is ever plugged, so nothing is
+# bridged). No DHCP/L3 agents: ports get addresses from Neutron's IPAM, routers and floating
+# IPs are API objects only. Seeded (bin/seed_cloud.py): external network 'public' (flat,
+# 203.0.113.0/24), router 'forge-router' with its gateway there, networks 'private' (admin) and
+# 'demo-net' (demo), each with a subnet on the router.
+# Cinder: api, scheduler, volume with the stock NFS driver (volume type 'nfs'). The kernel has
+# no device-mapper (so no LVM) and no NFS client, so the driver's one share is a local
+# directory bind-mounted where the driver would mount it (it sees it mounted and uses it as it
+# would an NFS export): volumes are raw files, attach hands Nova an 'nfs' connection (Nova's
+# fake driver records it), create-from-image and upload-to-image run qemu-img on the file.
+#
+# One part is not stock OpenStack, a small stand-in, named as such:
 #  - STAND-IN snapshot upload (bin/nova-compute-fake): the fake virt driver uploads a 1 MiB blob
 #    on createImage so snapshot images become 'active' (stock FakeDriver leaves them 'queued').
 #
 #   env: TESTCLOUD_DIR (/tmp/forge-testcloud)  ADMIN_PASSWORD (admin-secret)
 #        SERVICE_PASSWORD (service-secret) DEMO_PASSWORD (demo-secret)
-#        WITH_NOVA (1)  NOVA_FAKE_SNAPSHOT_UPLOAD (1)  GLANCE_WEBDL_PORTS (80,443,8000,8080,8123)
+#        WITH_NOVA (1: with Neutron too)  WITH_CINDER (=WITH_NOVA)  NOVA_FAKE_SNAPSHOT_UPLOAD (1)  GLANCE_WEBDL_PORTS (80,443,8000,8080,8123)
 #        DB_BACKEND (mariadb | sqlite)  DB_PASSWORD (db-secret)   [switching backend: down.sh --purge first]
 #        MariaDB is the default: under test load SQLite's "database is locked" made Nova fail
 #        deletes, stops and snapshots at random.
 #
 # Endpoints: keystone :5000/v3  glance :9292  placement :8778  nova :8774/v2.1
-#            neutron STAND-IN :9696 (Nova's server GET/list calls Neutron unconditionally)
+#            neutron :9696  cinder :8776/v3 (catalog types volumev3 and block-storage)
 set -euo pipefail
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin          # system python3 (avoid pyenv/venv shims)
 B=${TESTCLOUD_DIR:-/tmp/forge-testcloud}
@@ -29,6 +42,8 @@ ADMIN_PW=${ADMIN_PASSWORD:-admin-secret}
 SVC_PW=${SERVICE_PASSWORD:-service-secret}
 DEMO_PW=${DEMO_PASSWORD:-demo-secret}
 WITH_NOVA=${WITH_NOVA:-1}
+WITH_CINDER=${WITH_CINDER:-$WITH_NOVA}
+[ "$WITH_NOVA" = 1 ] || WITH_CINDER=0
 NOVA_FAKE_SNAPSHOT_UPLOAD=${NOVA_FAKE_SNAPSHOT_UPLOAD:-1}
 GLANCE_WEBDL_PORTS=${GLANCE_WEBDL_PORTS:-80,443,8000,8080,8123}
 DB_BACKEND=${DB_BACKEND:-mariadb}
@@ -38,12 +53,15 @@ T0=$(date +%s%N)
 log() { local ms=$(( ($(date +%s%N) - T0) / 1000000 )); printf '[%4d.%01ds] %s\n' $((ms/1000)) $(((ms%1000)/100)) "$*"; }
 die() { echo "ERROR: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root"
-mkdir -p "$B"/{etc/keystone,etc/glance,etc/placement,etc/nova,bin,log,run,images} \
-         "$B"/state/{keystone,glance/staging,glance/tasks,glance/cache,glance/lock,nova/instances,nova/lock,rabbitmq}
+mkdir -p "$B"/{etc/keystone,etc/glance,etc/placement,etc/nova,etc/neutron,etc/cinder,bin,log,run,images} \
+         "$B"/state/{keystone,glance/staging,glance/tasks,glance/cache,glance/lock,nova/instances,nova/lock,rabbitmq} \
+         "$B"/state/{neutron/lock,cinder/lock,cinder/share,cinder/mnt,cinder/conversion}
 
 # ---------------------------------------------------------------- 1. packages
 PKGS="keystone glance-api placement-api uwsgi-plugin-python3 sqlite3 curl jq"
 [ "$WITH_NOVA" = 1 ] && PKGS="$PKGS rabbitmq-server nova-api nova-conductor nova-scheduler nova-compute nova-compute-ironic"
+[ "$WITH_NOVA" = 1 ] && PKGS="$PKGS neutron-server neutron-linuxbridge-agent"
+[ "$WITH_CINDER" = 1 ] && PKGS="$PKGS cinder-api cinder-scheduler cinder-volume nfs-common qemu-utils"
 [ "$DB_BACKEND" = mariadb ] && PKGS="$PKGS mariadb-server"
 MISSING=$(for p in $PKGS; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || echo "$p"; done | xargs)
 if [ -n "$MISSING" ]; then
@@ -72,6 +90,14 @@ nova-common nova/configure_placement boolean false
 nova-common nova/configure_neutron boolean false
 nova-api novaapi/configure_db boolean false
 nova-api nova/configure_api-endpoint boolean false
+neutron-common neutron/configure_db boolean false
+neutron-common neutron/configure_rabbit boolean false
+neutron-common neutron/configure_ksat boolean false
+neutron-server neutron/configure_api-endpoint boolean false
+cinder-common cinder/configure_db boolean false
+cinder-common cinder/configure_rabbit boolean false
+cinder-common cinder/configure_ksat boolean false
+cinder-api cinder/configure_api-endpoint boolean false
 EOF
   $APT update -qq
   DEBIAN_FRONTEND=noninteractive $APT install -y -q --no-install-recommends $MISSING > "$B/log/apt-install.log" 2>&1 \
@@ -202,6 +228,9 @@ osapi_compute_listen = 127.0.0.1
 osapi_compute_listen_port = 8774
 osapi_compute_workers = 1
 heal_instance_info_cache_interval = -1
+# the fake driver plugs no VIF, so no network-vif-plugged event ever comes: do not wait for one
+vif_plugging_is_fatal = false
+vif_plugging_timeout = 0
 rootwrap_config = /etc/nova/rootwrap.conf
 [api]
 auth_strategy = keystone
@@ -214,7 +243,15 @@ discover_hosts_in_cells_interval = 10
 $KS_AUTH
 username = nova
 [service_user]
-send_service_user_token = false
+# Cinder deletes an in-use volume's attachment only for a request carrying Nova's service token
+send_service_user_token = true
+auth_type = password
+auth_url = http://127.0.0.1:5000/v3
+project_domain_name = Default
+user_domain_name = Default
+project_name = service
+username = nova
+password = $SVC_PW
 [placement]
 auth_type = password
 auth_url = http://127.0.0.1:5000/v3
@@ -238,6 +275,16 @@ valid_interfaces = public
 [glance]
 region_name = RegionOne
 valid_interfaces = public
+[cinder]
+os_region_name = RegionOne
+catalog_info = volumev3::publicURL
+auth_type = password
+auth_url = http://127.0.0.1:5000/v3
+project_domain_name = Default
+user_domain_name = Default
+project_name = service
+username = nova
+password = $SVC_PW
 [oslo_concurrency]
 lock_path = $B/state/nova/lock
 [oslo_messaging_notifications]
@@ -257,6 +304,131 @@ cat > "$B/etc/nova/nova-db.conf" <<EOF
 connection = $(dburl nova_api)
 [database]
 connection = $(dburl nova_cell1)
+EOF
+
+# Neutron: ML2 with flat (external) and vlan (tenant) networks on physnet1, linuxbridge agent
+cat > "$B/etc/neutron/neutron.conf" <<EOF
+[DEFAULT]
+host = testcloud-compute
+bind_host = 127.0.0.1
+bind_port = 9696
+core_plugin = ml2
+service_plugins = router
+auth_strategy = keystone
+allow_overlapping_ips = true
+transport_url = rabbit://guest:guest@127.0.0.1:5672/
+api_workers = 1
+rpc_workers = 1
+rpc_state_report_workers = 0
+state_path = $B/state/neutron
+log_dir = $B/log
+api_paste_config = /etc/neutron/api-paste.ini
+# no DHCP agent: do not cast port events to one
+dhcp_agent_notification = false
+notify_nova_on_port_status_changes = true
+notify_nova_on_port_data_changes = true
+[agent]
+root_helper = sudo /usr/bin/neutron-rootwrap /etc/neutron/rootwrap.conf
+report_interval = 10
+[experimental]
+# Zed marks the linuxbridge driver experimental; it is the lightest agent that binds ports here
+linuxbridge = true
+[database]
+connection = $(dburl neutron)
+[keystone_authtoken]
+$KS_AUTH
+username = neutron
+[nova]
+auth_type = password
+auth_url = http://127.0.0.1:5000/v3
+project_domain_name = Default
+user_domain_name = Default
+project_name = service
+username = nova
+password = $SVC_PW
+region_name = RegionOne
+[oslo_concurrency]
+lock_path = $B/state/neutron/lock
+[oslo_messaging_notifications]
+driver = noop
+[oslo_policy]
+policy_dirs = /etc/neutron/policy.d
+EOF
+cat > "$B/etc/neutron/ml2_conf.ini" <<EOF
+[ml2]
+type_drivers = flat,vlan
+tenant_network_types = vlan
+mechanism_drivers = linuxbridge
+extension_drivers = port_security
+[ml2_type_flat]
+flat_networks = physnet1
+[ml2_type_vlan]
+network_vlan_ranges = physnet1:100:199
+EOF
+cat > "$B/etc/neutron/linuxbridge_agent.ini" <<EOF
+[linux_bridge]
+bridge_mappings = physnet1:forge-ext
+[vxlan]
+enable_vxlan = false
+[securitygroup]
+# security groups are API objects here (no tap device is ever plugged to filter)
+enable_security_group = true
+firewall_driver = noop
+[agent]
+polling_interval = 2
+EOF
+
+# Cinder: one NFS backend whose share is a bind-mounted local directory (see the header)
+CINDER_SHARE="127.0.0.1:$B/state/cinder/share"
+CINDER_MNT="$B/state/cinder/mnt/$(printf '%s' "$CINDER_SHARE" | md5sum | cut -d' ' -f1)"
+echo "$CINDER_SHARE" > "$B/etc/cinder/nfs_shares"
+cat > "$B/etc/cinder/cinder.conf" <<EOF
+[DEFAULT]
+host = testcloud-volume
+my_ip = 127.0.0.1
+state_path = $B/state/cinder
+log_dir = $B/log
+transport_url = rabbit://guest:guest@127.0.0.1:5672/
+auth_strategy = keystone
+osapi_volume_listen = 127.0.0.1
+osapi_volume_listen_port = 8776
+osapi_volume_workers = 1
+api_paste_config = /etc/cinder/api-paste.ini
+rootwrap_config = /etc/cinder/rootwrap.conf
+enabled_backends = nfs
+storage_availability_zone = nova
+default_availability_zone = nova
+image_conversion_dir = $B/state/cinder/conversion
+glance_api_servers = http://127.0.0.1:9292
+[nfs]
+volume_driver = cinder.volume.drivers.nfs.NfsDriver
+volume_backend_name = nfs
+nfs_shares_config = $B/etc/cinder/nfs_shares
+nfs_mount_point_base = $B/state/cinder/mnt
+nfs_sparsed_volumes = true
+nfs_snapshot_support = true
+nas_secure_file_operations = false
+nas_secure_file_permissions = false
+[database]
+connection = $(dburl cinder)
+[keystone_authtoken]
+$KS_AUTH
+username = cinder
+[nova]
+auth_type = password
+auth_url = http://127.0.0.1:5000/v3
+project_domain_name = Default
+user_domain_name = Default
+project_name = service
+username = nova
+password = $SVC_PW
+region_name = RegionOne
+[oslo_concurrency]
+lock_path = $B/state/cinder/lock
+[oslo_messaging_notifications]
+driver = noop
+[oslo_policy]
+policy_dirs = /etc/cinder/policy.d
 EOF
 
 cat > "$B/etc/rabbitmq-env.sh" <<EOF
@@ -323,7 +495,7 @@ import sys
 from keystoneauth1.identity import v3
 from keystoneauth1 import session
 from keystoneclient.v3 import client
-admin_pw, svc_pw, demo_pw, with_nova = sys.argv[1:5]
+admin_pw, svc_pw, demo_pw, with_nova, with_cinder = sys.argv[1:6]
 URL = "http://127.0.0.1:5000/v3"
 ks = client.Client(session=session.Session(auth=v3.Password(
     auth_url=URL, username="admin", password=admin_pw, project_name="admin",
@@ -341,7 +513,12 @@ admin_role = one(ks.roles, name="admin")
 member_role = one(ks.roles, name="member")
 service_role = one(ks.roles, name="service") or ks.roles.create("service")
 svc = project("service")
-for name in ("glance", "nova", "placement") if with_nova == "1" else ("glance",):
+names = ["glance"]
+if with_nova == "1":
+    names += ["nova", "placement", "neutron"]
+if with_cinder == "1":
+    names += ["cinder"]
+for name in names:
     user(name, svc_pw, svc, (admin_role, service_role))
 user("demo", demo_pw, project("demo"), (member_role,))
 services = [("glance", "image", "http://127.0.0.1:9292")]
@@ -349,6 +526,9 @@ if with_nova == "1":
     services += [("placement", "placement", "http://127.0.0.1:8778"),
                  ("nova", "compute", "http://127.0.0.1:8774/v2.1"),
                  ("neutron", "network", "http://127.0.0.1:9696")]
+if with_cinder == "1":   # Nova looks for volumev3; the service-types authority name is block-storage
+    services += [("cinderv3", "volumev3", "http://127.0.0.1:8776/v3/%(project_id)s"),
+                 ("cinder", "block-storage", "http://127.0.0.1:8776/v3/%(project_id)s")]
 for name, typ, url in services:
     s = one(ks.services, name=name, type=typ) or ks.services.create(name, type=typ, enabled=True)
     for iface in ("public", "internal", "admin"):
@@ -357,40 +537,54 @@ for name, typ, url in services:
 print("keystone: service/demo users, services and endpoints registered")
 EOF
 
-cat > "$B/bin/neutron-stub.py" <<'EOF'
+cat > "$B/bin/seed_cloud.py" <<'EOF'
 #!/usr/bin/python3
-"""STAND-IN for the Neutron API (not stock OpenStack): nova-api calls GET /v2.0/ports on every server show/list and
-nova-compute on delete. Every GET /v2.0/<collection> answers an empty list."""
-import json, re, sys
-from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
-class H(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def _send(self, code, body=None):
-        data = json.dumps(body).encode() if body is not None else b""
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-    def do_GET(self):
-        path = self.path.split("?")[0].rstrip("/")
-        if path == "":
-            return self._send(200, {"versions": [{"id": "v2.0", "status": "CURRENT", "links": []}]})
-        if re.match(r"^/v2\.0/quotas/[^/]+$", path):   # unlimited quotas (nova checks the port quota)
-            return self._send(200, {"quota": {"port": -1, "network": -1, "subnet": -1, "floatingip": -1,
-                                              "security_group": -1, "security_group_rule": -1, "router": -1}})
-        m = re.match(r"^/v2\.0/([a-z0-9_-]+?)(?:\.json)?$", path)
-        if m:
-            return self._send(200, {m.group(1).replace("-", "_"): []})
-        self._send(404, {"NeutronError": {"type": "NotFound", "message": "stub", "detail": ""}})
-    def do_DELETE(self):
-        self._send(204)
-    def do_POST(self):
-        self._send(404, {"NeutronError": {"type": "NotFound", "message": "stub", "detail": ""}})
-    do_PUT = do_POST
-    def log_message(self, fmt, *args):
-        sys.stderr.write("%s %s\n" % (self.log_date_time_string(), fmt % args)); sys.stderr.flush()
-ThreadingHTTPServer(("127.0.0.1", 9696), H).serve_forever()
+"""Idempotently create the test cloud's networks (external 'public' with a subnet, router
+'forge-router' with its gateway there, 'private' for admin and 'demo-net' for demo, each with a
+subnet on the router) and Cinder's volume type 'nfs'. Objects are found by name."""
+import sys
+from keystoneauth1.identity import v3
+from keystoneauth1 import session
+admin_pw, demo_pw, with_cinder = sys.argv[1:4]
+URL = "http://127.0.0.1:5000/v3"
+def sess(user, pw, project):
+    return session.Session(auth=v3.Password(auth_url=URL, username=user, password=pw, project_name=project,
+                                            user_domain_id="default", project_domain_id="default"))
+admin, demo = sess("admin", admin_pw, "admin"), sess("demo", demo_pw, "demo")
+NET = {"service_type": "network", "interface": "public"}
+def one(s, coll, **query):
+    q = "&".join("%s=%s" % kv for kv in query.items())
+    found = s.get("/v2.0/%s?%s" % (coll, q), endpoint_filter=NET).json()[coll]
+    return found[0] if found else None
+def ensure(s, coll, body, **query):
+    kind = coll[:-1]
+    return one(s, coll, **query) or s.post("/v2.0/" + coll, json={kind: body}, endpoint_filter=NET).json()[kind]
+pub = ensure(admin, "networks", {"name": "public", "router:external": True, "shared": False,
+                                 "provider:network_type": "flat", "provider:physical_network": "physnet1"},
+             name="public")
+ensure(admin, "subnets", {"name": "public-subnet", "network_id": pub["id"], "ip_version": 4,
+                          "cidr": "203.0.113.0/24", "gateway_ip": "203.0.113.1", "enable_dhcp": False,
+                          "allocation_pools": [{"start": "203.0.113.10", "end": "203.0.113.250"}]},
+       name="public-subnet")
+router = ensure(admin, "routers", {"name": "forge-router", "external_gateway_info": {"network_id": pub["id"]}},
+                name="forge-router")
+for s, net, cidr in ((admin, "private", "10.10.0.0/24"), (demo, "demo-net", "10.20.0.0/24")):
+    n = ensure(s, "networks", {"name": net}, name=net)
+    sub = ensure(s, "subnets", {"name": net + "-subnet", "network_id": n["id"], "ip_version": 4, "cidr": cidr},
+                 name=net + "-subnet")
+    if one(admin, "ports", device_id=router["id"], network_id=n["id"]) is None:
+        admin.put("/v2.0/routers/%s/add_router_interface" % router["id"], json={"subnet_id": sub["id"]},
+                  endpoint_filter=NET)
+print("neutron: public (external), forge-router, private, demo-net")
+if with_cinder == "1":
+    VOL = {"service_type": "volumev3", "interface": "public"}
+    types = admin.get("/types", endpoint_filter=VOL).json()["volume_types"]
+    if not any(t["name"] == "nfs" for t in types):
+        t = admin.post("/types", json={"volume_type": {"name": "nfs", "os-volume-type-access:is_public": True}},
+                       endpoint_filter=VOL).json()["volume_type"]
+        admin.post("/types/%s/extra_specs" % t["id"], json={"extra_specs": {"volume_backend_name": "nfs"}},
+                   endpoint_filter=VOL)
+    print("cinder: volume type nfs")
 EOF
 
 cat > "$B/bin/nova-compute-fake" <<'EOF'
@@ -471,7 +665,7 @@ if [ "$DB_BACKEND" = mariadb ]; then
   mariadb-admin --socket="$B/run/mysqld.sock" -uroot ping > /dev/null 2>&1 || die "mariadb did not start (see $B/log/mariadb.err)"
   mariadb --socket="$B/run/mysqld.sock" -uroot <<SQL
 CREATE USER IF NOT EXISTS 'openstack'@'127.0.0.1' IDENTIFIED BY '$DB_PW';
-$(for d in keystone glance placement nova_api nova_cell0 nova_cell1; do echo "CREATE DATABASE IF NOT EXISTS $d CHARACTER SET utf8; GRANT ALL ON $d.* TO 'openstack'@'127.0.0.1';"; done)
+$(for d in keystone glance placement nova_api nova_cell0 nova_cell1 neutron cinder; do echo "CREATE DATABASE IF NOT EXISTS $d CHARACTER SET utf8; GRANT ALL ON $d.* TO 'openstack'@'127.0.0.1';"; done)
 SQL
   log "mariadb up on 127.0.0.1:3306"
 fi
@@ -518,19 +712,52 @@ if [ "$WITH_NOVA" = 1 ] && [ ! -e "$B/state/.nova-init" ]; then
   for d in nova_api nova_cell0 nova_cell1; do wal $d; done
   touch "$B/state/.nova-init"
 fi
+# neutron's and cinder's schema migrations are the slowest: run them side by side
+SYNC_PIDS=""
+NEUTRON_CONF="--config-file $B/etc/neutron/neutron.conf --config-file $B/etc/neutron/ml2_conf.ini"
+if [ "$WITH_NOVA" = 1 ] && [ ! -e "$B/state/.neutron-init" ]; then
+  log "neutron: db upgrade heads (background)"
+  ( neutron-db-manage $NEUTRON_CONF upgrade heads > "$B/log/neutron-db-manage.out" 2>&1 && wal neutron \
+      && touch "$B/state/.neutron-init" ) &
+  SYNC_PIDS="$SYNC_PIDS $!"
+fi
+if [ "$WITH_CINDER" = 1 ] && [ ! -e "$B/state/.cinder-init" ]; then
+  log "cinder: db sync (background)"
+  ( cinder-manage --config-file "$B/etc/cinder/cinder.conf" db sync > "$B/log/cinder-manage.out" 2>&1 && wal cinder \
+      && touch "$B/state/.cinder-init" ) &
+  SYNC_PIDS="$SYNC_PIDS $!"
+fi
 
 wait_http keystone http://127.0.0.1:5000/v3 200
 log "keystone up on 127.0.0.1:5000"
-if [ ! -e "$B/state/.keystone-registered" ] || { [ "$WITH_NOVA" = 1 ] && ! grep -q nova "$B/state/.keystone-registered"; }; then
-  /usr/bin/python3 "$B/bin/ks_register.py" "$ADMIN_PW" "$SVC_PW" "$DEMO_PW" "$WITH_NOVA"
-  if [ "$WITH_NOVA" = 1 ]; then echo "glance nova"; else echo glance; fi > "$B/state/.keystone-registered"
+REGISTERED="glance"; [ "$WITH_NOVA" = 1 ] && REGISTERED="$REGISTERED nova neutron"; [ "$WITH_CINDER" = 1 ] && REGISTERED="$REGISTERED cinder"
+if [ "$(cat "$B/state/.keystone-registered" 2>/dev/null)" != "$REGISTERED" ]; then
+  /usr/bin/python3 "$B/bin/ks_register.py" "$ADMIN_PW" "$SVC_PW" "$DEMO_PW" "$WITH_NOVA" "$WITH_CINDER"
+  echo "$REGISTERED" > "$B/state/.keystone-registered"
 fi
 
-# ---------------------------------------------------------------- 7. glance, placement, neutron stand-in
+# ---------------------------------------------------------------- 7. glance, placement, neutron, cinder
 start_bg glance-api glance-api --config-file "$B/etc/glance/glance-api.conf"
+for p in $SYNC_PIDS; do wait "$p" || true; done
 if [ "$WITH_NOVA" = 1 ]; then
   running placement || uwsgi --ini "$B/etc/placement/uwsgi.ini" --daemonize2 "$B/log/placement-uwsgi.log"
-  start_bg neutron-stub /usr/bin/python3 "$B/bin/neutron-stub.py"
+  [ -e "$B/state/.neutron-init" ] || { tail -30 "$B/log/neutron-db-manage.out"; die "neutron-db-manage failed"; }
+  # physnet1's bridge (empty: nothing is ever plugged into it, see the header)
+  ip link show forge-ext > /dev/null 2>&1 || ip link add forge-ext type bridge
+  # a cloud started by an older up.sh runs the Neutron stand-in on 9696: the real one replaces it
+  if running neutron-stub; then kill "$(cat "$B/run/neutron-stub.pid")"; rm -f "$B/run/neutron-stub.pid"; sleep 0.5; fi
+  start_bg neutron-server /usr/bin/neutron-server $NEUTRON_CONF --log-file "$B/log/neutron-server.log"
+  start_bg neutron-linuxbridge-agent /usr/bin/neutron-linuxbridge-agent --config-file "$B/etc/neutron/neutron.conf" \
+    --config-file "$B/etc/neutron/linuxbridge_agent.ini" --log-file "$B/log/neutron-linuxbridge-agent.log"
+fi
+if [ "$WITH_CINDER" = 1 ]; then
+  [ -e "$B/state/.cinder-init" ] || { tail -30 "$B/log/cinder-manage.out"; die "cinder-manage db sync failed"; }
+  mkdir -p "$CINDER_MNT"
+  grep -q " $CINDER_MNT " /proc/mounts || mount --bind "$B/state/cinder/share" "$CINDER_MNT"
+  CINDER="--config-file $B/etc/cinder/cinder.conf"
+  start_bg cinder-api /usr/bin/cinder-api $CINDER --log-file "$B/log/cinder-api.log"
+  start_bg cinder-scheduler /usr/bin/cinder-scheduler $CINDER --log-file "$B/log/cinder-scheduler.log"
+  start_bg cinder-volume /usr/bin/cinder-volume $CINDER --log-file "$B/log/cinder-volume.log"
 fi
 
 # ---------------------------------------------------------------- 8. nova
@@ -579,5 +806,37 @@ if [ "$WITH_NOVA" = 1 ]; then
     [ "$n" -ge 3 ] || die "nova conductor/scheduler/compute did not report in (see $B/log/nova-*.log)"
   fi
   log "nova-compute (fake driver) up and mapped; flavors m1.tiny(1) m1.small(2)"
+fi
+if [ "$WITH_NOVA" = 1 ]; then
+  wait_http neutron-server http://127.0.0.1:9696/ 200
+  log "neutron-server up on 127.0.0.1:9696"
+fi
+if [ "$WITH_CINDER" = 1 ]; then
+  wait_http cinder-api http://127.0.0.1:8776/ "200 300"
+  log "cinder-api up on 127.0.0.1:8776"
+fi
+if [ "$WITH_NOVA" = 1 ]; then
+  if [ ! -e "$B/state/.seeded-cinder$WITH_CINDER" ]; then
+    /usr/bin/python3 "$B/bin/seed_cloud.py" "$ADMIN_PW" "$DEMO_PW" "$WITH_CINDER" > "$B/log/seed_cloud.out" 2>&1 \
+      || { tail -30 "$B/log/seed_cloud.out"; die "seeding networks/volume types failed"; }
+    touch "$B/state/.seeded-cinder$WITH_CINDER"
+  fi
+  # the agent must have reported for Nova's port binding to succeed; cinder-volume for volumes
+  TOK=$(token)
+  for i in $(seq 1 240); do
+    n=$(curl -s -H "X-Auth-Token: $TOK" 'http://127.0.0.1:9696/v2.0/agents?agent_type=Linux%20bridge%20agent&host=testcloud-compute' | jq '[.agents[]|select(.alive)]|length' 2>/dev/null || echo 0)
+    [ "$n" -ge 1 ] && break; sleep 0.5
+  done
+  [ "$n" -ge 1 ] || die "neutron linuxbridge agent never reported alive (see $B/log/neutron-linuxbridge-agent.log)"
+  log "neutron: linuxbridge agent alive; networks public, private, demo-net; router forge-router"
+fi
+if [ "$WITH_CINDER" = 1 ]; then
+  ADMIN_PROJECT_ID=$(dbq keystone "select id from project where name='admin' and domain_id='default';")
+  for i in $(seq 1 240); do
+    n=$(curl -s -H "X-Auth-Token: $TOK" "http://127.0.0.1:8776/v3/$ADMIN_PROJECT_ID/os-services?binary=cinder-volume" | jq '[.services[]|select(.state=="up" and .status=="enabled")]|length' 2>/dev/null || echo 0)
+    [ "$n" -ge 1 ] && break; sleep 0.5
+  done
+  [ "$n" -ge 1 ] || die "cinder-volume never reported up (see $B/log/cinder-volume.log)"
+  log "cinder: volume service up (NFS driver on $B/state/cinder/share), volume type nfs"
 fi
 log "all up. credentials: . $B/openrc   (admin/$ADMIN_PW, demo/$DEMO_PW in project demo)"

@@ -43,6 +43,7 @@ mod openstack_image;
 mod openstack_network;
 mod openstack_tls;
 mod openstack_upload;
+mod openstack_volume;
 mod pack_cli;
 mod pack_pipeline;
 mod pack_remote;
