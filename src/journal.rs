@@ -150,6 +150,15 @@ pub struct Journal {
 }
 
 impl Journal {
+    /// A journal kept in memory only: `forge pack` without `--upload` creates nothing in a cloud,
+    /// so there is nothing for `forge cleanup` to find.
+    pub fn in_memory(run_id: &str) -> Journal {
+        Journal {
+            run_id: run_id.to_string(),
+            ..Journal::default()
+        }
+    }
+
     /// A journal that also appends to `path` (created, with its directory, if absent). Holds an
     /// exclusive lock on the file until dropped, which marks the run as live; fails with
     /// [`JournalError::Locked`] when another process holds it.

@@ -184,7 +184,7 @@ pub struct PackUpload {
     pub name: String,
     pub properties: BTreeMap<String, String>,
     pub tags: Vec<String>,
-    pub visibility: Option<Visibility>,
+    pub visibility: Option<crate::openstack::image::Visibility>,
 }
 
 /// `forge pack`, step by step: one image spec over the image opened through libguestfs (an

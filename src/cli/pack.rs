@@ -222,8 +222,17 @@ async fn pack(
     };
     let provisioner = Provisioner::Validators {
         spec,
-        arguments,
-        sensitive: Vec::new(),
+        // `--arg` values are the user's own command line: none is marked sensitive.
+        arguments: arguments
+            .into_iter()
+            .map(|(k, value)| {
+                let arg = crate::template::Argument {
+                    value,
+                    sensitive: false,
+                };
+                (k, arg)
+            })
+            .collect(),
         test_only: args.test_only,
     };
     let pack = Pack {
