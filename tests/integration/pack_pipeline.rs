@@ -104,7 +104,9 @@ fn a_sigkilled_pack_upload_is_found_and_deleted_by_cleanup() {
         let Some(run) = &run else { continue };
         let records = journal::read(&journal_dir.join(format!("{run}.jsonl"))).unwrap_or_default();
         created = records.iter().find_map(|r| match r {
-            Record::Created { step, kind, id, .. } if step == "upload image" && *kind == forge::journal::Kind::Image => {
+            Record::Created { step, kind, id, .. }
+                if step == "upload image" && *kind == forge::journal::Kind::Image =>
+            {
                 Some(id.clone())
             }
             _ => None,
