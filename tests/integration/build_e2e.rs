@@ -19,7 +19,7 @@ fn build_publishes_the_image_and_leaves_nothing_behind() {
     let (compute, keypair, base) = (&f.compute, f.keypair(), f.base());
     f.rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let template = Knobs::good(&host, &tag, &keypair).write(dir.path());
+        let template = Knobs::good(host, tag, keypair).write(dir.path());
         let hostile = "it's \"quoted\" $(touch /tmp/pwned) `id` & spaces";
         let (code, stdout, stderr) =
             forge_build(&template, &["-var", &format!("greeting={hostile}")]);
@@ -104,7 +104,7 @@ fn build_publishes_the_image_and_leaves_nothing_behind() {
             assert_eq!(snapshot["deleted"], false);
 
             // Nothing but the published image remains of this run.
-            let left = leftovers(&session, &run_id).await;
+            let left = leftovers(session, &run_id).await;
             assert!(left.servers.is_empty(), "servers left: {:?}", left.servers);
             assert!(
                 left.keypairs.is_empty(),
@@ -119,8 +119,8 @@ fn build_publishes_the_image_and_leaves_nothing_behind() {
         })
         .catch_unwind_async()
         .await;
-        let _ = compute.delete_keypair(&keypair).await;
-        cloud::delete_tagged(&images, &tag).await;
+        let _ = compute.delete_keypair(keypair).await;
+        cloud::delete_tagged(images, tag).await;
         if let Err(panic) = result {
             std::panic::resume_unwind(panic);
         }
@@ -151,7 +151,7 @@ fn build_with_a_temporary_keypair_deletes_it() {
     let f = Fixture::new("e2e-tmpkey").repo().base_image(9).start();
     let (rt, host, session, images, tag) = (&f.rt, f.host(), &f.session, &f.images, &f.tag);
     let dir = tempfile::tempdir().unwrap();
-    let mut knobs = Knobs::good(&host, &tag, "unused");
+    let mut knobs = Knobs::good(host, tag, "unused");
     knobs.keypair = None;
     let template = knobs.write(dir.path());
 
@@ -178,7 +178,7 @@ fn build_with_a_temporary_keypair_deletes_it() {
                 .trim_start()
                 .trim_start_matches("temporary keypair: ")
                 .to_string();
-            build::authorize_from_nova(&rt, &session, &host, &name);
+            build::authorize_from_nova(rt, session, host, &name);
             authorized = true;
         }
     }
@@ -191,8 +191,8 @@ fn build_with_a_temporary_keypair_deletes_it() {
     };
     let _ = reader.join();
     let id = build::run_id(&text).expect("run id");
-    let left = rt.block_on(leftovers(&session, &id));
-    rt.block_on(cloud::delete_tagged(&images, &tag));
+    let left = rt.block_on(leftovers(session, &id));
+    rt.block_on(cloud::delete_tagged(images, tag));
     assert!(
         authorized,
         "forge never registered a temporary keypair:\n{text}"

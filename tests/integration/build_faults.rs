@@ -119,15 +119,15 @@ fn every_fault_and_interrupt_in_every_step_leaks_nothing() {
     let compute = &f.compute;
     let keypair = f.keypair();
     let base = rt.block_on(async {
-        ensure_huge_flavor(&session).await;
-        build::base_image(&images, &tag, 3).await
+        ensure_huge_flavor(session).await;
+        build::base_image(images, tag, 3).await
     });
 
     let mut rows = Vec::new();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         for f in faults() {
             let dir = tempfile::tempdir().unwrap();
-            let mut knobs = Knobs::good(&host, &tag, &keypair);
+            let mut knobs = Knobs::good(host, tag, keypair);
             (f.change)(&mut knobs);
             let template = knobs.write(dir.path());
             let mut cmd = forge_build_command(&template, &[]);
@@ -137,7 +137,7 @@ fn every_fault_and_interrupt_in_every_step_leaks_nothing() {
             let out = cmd.output().expect("run forge build");
             let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
             let id = run_id(&stderr).unwrap_or_else(|| panic!("no run id in:\n{stderr}"));
-            let left = rt.block_on(leftovers(&session, &id));
+            let left = rt.block_on(leftovers(session, &id));
             assert_eq!(out.status.code(), Some(1), "{}: {stderr}", f.step);
             assert!(
                 stderr.contains(&format!("step '{}' failed", f.step)),
@@ -154,12 +154,12 @@ fn every_fault_and_interrupt_in_every_step_leaks_nothing() {
         }
         for (step, slow) in interrupts() {
             let dir = tempfile::tempdir().unwrap();
-            let mut knobs = Knobs::good(&host, &tag, &keypair);
+            let mut knobs = Knobs::good(host, tag, keypair);
             slow(&mut knobs);
             let template = knobs.write(dir.path());
             let (code, stderr) = interrupt_during(&template, step);
             let id = run_id(&stderr).unwrap_or_else(|| panic!("no run id in:\n{stderr}"));
-            let left = rt.block_on(leftovers(&session, &id));
+            let left = rt.block_on(leftovers(session, &id));
             let outcome = match code {
                 130 => {
                     let during = stderr
@@ -209,8 +209,8 @@ fn every_fault_and_interrupt_in_every_step_leaks_nothing() {
             .expect("source image still there");
         assert_eq!(base_after.status, "active", "source image touched");
         assert_eq!(base_after.tags, base.tags, "source image touched");
-        let _ = compute.delete_keypair(&keypair).await;
-        cloud::delete_tagged(&images, &tag).await;
+        let _ = compute.delete_keypair(keypair).await;
+        cloud::delete_tagged(images, tag).await;
     });
     if let Err(p) = result {
         std::panic::resume_unwind(p);
@@ -271,7 +271,7 @@ fn a_second_interrupt_during_cleanup_is_ignored() {
     let compute = &f.compute;
     let keypair = f.keypair();
     let dir = tempfile::tempdir().unwrap();
-    let mut knobs = Knobs::good(&host, &tag, &keypair);
+    let mut knobs = Knobs::good(host, tag, keypair);
     knobs.script_sleep = 5;
     let template = knobs.write(dir.path());
 
@@ -305,10 +305,10 @@ fn a_second_interrupt_during_cleanup_is_ignored() {
     let status = child.wait().expect("wait");
     let _ = reader.join();
     let id = run_id(&text).expect("run id");
-    let left = rt.block_on(leftovers(&session, &id));
+    let left = rt.block_on(leftovers(session, &id));
     rt.block_on(async {
-        let _ = compute.delete_keypair(&keypair).await;
-        cloud::delete_tagged(&images, &tag).await;
+        let _ = compute.delete_keypair(keypair).await;
+        cloud::delete_tagged(images, tag).await;
     });
     assert_eq!(sent, 2, "{text}");
     assert_eq!(status.code(), Some(130), "{text}");

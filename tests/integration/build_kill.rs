@@ -236,8 +236,8 @@ fn sigkill_in_every_step_then_cleanup_leaves_nothing() {
         for (step, trigger, change) in rows() {
             let dir = tempfile::tempdir().unwrap();
             // A temporary keypair in every row: cleanup must find keypairs too.
-            let gate = Gate::new(&host);
-            let mut knobs = Knobs::good(&host, &tag, "unused");
+            let gate = Gate::new(host);
+            let mut knobs = Knobs::good(host, tag, "unused");
             knobs.keypair = None;
             knobs.ssh_host = "127.0.0.1".into();
             knobs.ssh_port = gate.port;
@@ -245,7 +245,7 @@ fn sigkill_in_every_step_then_cleanup_leaves_nothing() {
             let template = knobs.write(dir.path());
             let mut w = Watched::start(&template);
             let reached = w.wait_for(step, trigger, &mut |name| {
-                build::authorize_from_nova(&rt, &session, &host, name);
+                build::authorize_from_nova(rt, session, host, name);
                 gate.open();
             });
             w.kill();
@@ -255,7 +255,7 @@ fn sigkill_in_every_step_then_cleanup_leaves_nothing() {
             let finished_ok = records
                 .iter()
                 .any(|r| matches!(r, Record::Finished { ok: true, .. }));
-            let before = rt.block_on(leftovers(&session, &id));
+            let before = rt.block_on(leftovers(session, &id));
             if step != "source image" && step != "flavor" {
                 assert!(
                     before.count() > 0,
@@ -268,7 +268,7 @@ fn sigkill_in_every_step_then_cleanup_leaves_nothing() {
             let (code, out, err) = forge_cleanup(&jdir, &["--run", &id, "--yes"]);
             let seconds = started.elapsed().as_secs_f64();
             assert_eq!(code, 0, "{step}: cleanup failed:\n{out}{err}");
-            let after = rt.block_on(leftovers(&session, &id));
+            let after = rt.block_on(leftovers(session, &id));
             let left = if finished_ok {
                 // The kill landed after the build's last record: its image is its product,
                 // and cleanup must have kept it.
@@ -318,7 +318,7 @@ fn sigkill_in_every_step_then_cleanup_leaves_nothing() {
             r.step, r.at_kill, r.before, r.after, r.seconds
         );
     }
-    rt.block_on(cloud::delete_tagged(&images, &tag));
+    rt.block_on(cloud::delete_tagged(images, tag));
     if let Err(p) = result {
         std::panic::resume_unwind(p);
     }
@@ -351,21 +351,21 @@ fn a_dry_run_lists_and_deletes_nothing() {
     let f = Fixture::new("kill-dry").host().base_image(8).start();
     let (rt, host, session, images, tag) = (&f.rt, f.host(), &f.session, &f.images, &f.tag);
     let dir = tempfile::tempdir().unwrap();
-    let id = killed_build(&host, &tag, dir.path(), "boot server", "server");
+    let id = killed_build(host, tag, dir.path(), "boot server", "server");
     let jdir = journal_dir(dir.path());
     let journal_file = jdir.join(format!("{id}.jsonl"));
     let journal_before = std::fs::read_to_string(&journal_file).unwrap();
-    let before = rt.block_on(leftovers(&session, &id));
+    let before = rt.block_on(leftovers(session, &id));
 
     // The journal names the admin project: a login to another project is refused.
     let (code_other, out_other, err_other) =
         forge_cleanup(&jdir, &["--run", &id, "--cloud", cloud::DEMO, "--yes"]);
     let (code, out, err) = forge_cleanup(&jdir, &["--run", &id]);
-    let after_dry = rt.block_on(leftovers(&session, &id));
+    let after_dry = rt.block_on(leftovers(session, &id));
     let journal_after_dry = std::fs::read_to_string(&journal_file).unwrap();
     let (code_yes, out_yes, err_yes) = forge_cleanup(&jdir, &["--run", &id, "--yes"]);
-    let after = rt.block_on(leftovers(&session, &id));
-    rt.block_on(cloud::delete_tagged(&images, &tag));
+    let after = rt.block_on(leftovers(session, &id));
+    rt.block_on(cloud::delete_tagged(images, tag));
 
     assert_eq!(code_other, 1, "{out_other}{err_other}");
     assert!(
@@ -427,9 +427,9 @@ fn all_stale_skips_a_live_run() {
     let live_dir = dir.path().join("live");
     std::fs::create_dir_all(&dead_dir).unwrap();
     std::fs::create_dir_all(&live_dir).unwrap();
-    let dead = killed_build(&host, &tag, &dead_dir, "boot server", "server");
+    let dead = killed_build(host, tag, &dead_dir, "boot server", "server");
 
-    let mut knobs = Knobs::good(&host, &tag, &keypair);
+    let mut knobs = Knobs::good(host, tag, keypair);
     knobs.script_sleep = 30;
     let template = knobs.write(&live_dir);
     let mut live = Watched::start(&template);
@@ -444,12 +444,12 @@ fn all_stale_skips_a_live_run() {
     .unwrap();
     let live_before = live_id
         .as_ref()
-        .map(|id| rt.block_on(leftovers(&session, id)));
+        .map(|id| rt.block_on(leftovers(session, id)));
     let (code, out, err) = forge_cleanup(&jdir, &["--all-stale", "--yes"]);
     let live_after = live_id
         .as_ref()
-        .map(|id| rt.block_on(leftovers(&session, id)));
-    let dead_after = rt.block_on(leftovers(&session, &dead));
+        .map(|id| rt.block_on(leftovers(session, id)));
+    let dead_after = rt.block_on(leftovers(session, &dead));
     // End the live build; its own cleanup runs.
     let _ = std::process::Command::new("kill")
         .args(["-INT", &live.child.id().to_string()])
@@ -457,10 +457,10 @@ fn all_stale_skips_a_live_run() {
     let status = live.child.wait().unwrap();
     let live_end = live_id
         .as_ref()
-        .map(|id| rt.block_on(leftovers(&session, id)));
+        .map(|id| rt.block_on(leftovers(session, id)));
     rt.block_on(async {
-        let _ = compute.delete_keypair(&keypair).await;
-        cloud::delete_tagged(&images, &tag).await;
+        let _ = compute.delete_keypair(keypair).await;
+        cloud::delete_tagged(images, tag).await;
     });
 
     assert!(
@@ -498,29 +498,29 @@ fn cleanup_without_a_journal_sweeps_by_name_and_property() {
     let f = Fixture::new("kill-sweep").repo().base_image(10).start();
     let (rt, host, session, images, tag) = (&f.rt, f.host(), &f.session, &f.images, &f.tag);
     let dir = tempfile::tempdir().unwrap();
-    let gate = Gate::new(&host);
-    let mut knobs = Knobs::good(&host, &tag, "unused");
+    let gate = Gate::new(host);
+    let mut knobs = Knobs::good(host, tag, "unused");
     knobs.keypair = None;
     knobs.ssh_host = "127.0.0.1".into();
     knobs.ssh_port = gate.port;
     let template = knobs.write(dir.path());
     let mut w = Watched::start(&template);
     let reached = w.wait_for("snapshot", Trigger::Created("image"), &mut |name| {
-        build::authorize_from_nova(&rt, &session, &host, name);
+        build::authorize_from_nova(rt, session, host, name);
         gate.open();
     });
     w.kill();
     assert!(reached, "the build never reached snapshot:\n{}", w.text);
     let id = w.run.clone().unwrap();
     std::fs::remove_dir_all(journal_dir(dir.path())).unwrap();
-    let before = rt.block_on(leftovers(&session, &id));
+    let before = rt.block_on(leftovers(session, &id));
     let empty = tempfile::tempdir().unwrap();
     let (code, out, err) = forge_cleanup(
         empty.path(),
         &["--run", &id, "--cloud", cloud::ADMIN, "--yes"],
     );
-    let after = rt.block_on(leftovers(&session, &id));
-    rt.block_on(cloud::delete_tagged(&images, &tag));
+    let after = rt.block_on(leftovers(session, &id));
+    rt.block_on(cloud::delete_tagged(images, tag));
     assert_eq!(
         (
             before.servers.len(),
@@ -550,21 +550,21 @@ fn a_finished_build_keeps_its_image() {
     let compute = &f.compute;
     let keypair = f.keypair();
     let dir = tempfile::tempdir().unwrap();
-    let template = Knobs::good(&host, &tag, &keypair).write(dir.path());
+    let template = Knobs::good(host, tag, keypair).write(dir.path());
     let (code, stdout, stderr) = build::forge_build(&template, &[]);
     let id = run_id(&stderr).expect("run id");
     let jdir = journal_dir(dir.path());
     let (c1, o1, e1) = forge_cleanup(&jdir, &["--run", &id, "--yes"]);
-    let after_journal = rt.block_on(leftovers(&session, &id));
+    let after_journal = rt.block_on(leftovers(session, &id));
     std::fs::remove_dir_all(&jdir).unwrap();
     let (c2, o2, e2) = forge_cleanup(&jdir, &["--run", &id, "--cloud", cloud::ADMIN, "--yes"]);
-    let after_sweep = rt.block_on(leftovers(&session, &id));
+    let after_sweep = rt.block_on(leftovers(session, &id));
     rt.block_on(async {
-        let _ = compute.delete_keypair(&keypair).await;
+        let _ = compute.delete_keypair(keypair).await;
         for i in &after_sweep.images {
             let _ = images.delete(i).await;
         }
-        cloud::delete_tagged(&images, &tag).await;
+        cloud::delete_tagged(images, tag).await;
     });
     assert_eq!(code, 0, "{stderr}");
     let image = stdout.trim().to_string();

@@ -141,9 +141,9 @@ fn keep_two_over_five_builds_hides_then_prune_deletes_by_real_age() {
     let (host, session, images, tag) = (f.host(), &f.session, &f.images, &f.tag);
     let keypair = f.keypair();
     f.rt.block_on(async {
-        with_cleanup(&session, &tag, async {
+        with_cleanup(session, tag, async {
             let dir = tempfile::tempdir().unwrap();
-            let written = Knobs::good(&host, &tag, &keypair).write(dir.path());
+            let written = Knobs::good(host, tag, keypair).write(dir.path());
             let text = std::fs::read_to_string(&written).unwrap().replace(
                 "  post-processor \"manifest\"",
                 "  retention {\n    keep                = 2\n    hide_older          = true\n    \
@@ -154,7 +154,7 @@ fn keep_two_over_five_builds_hides_then_prune_deletes_by_real_age() {
             let template = dir.path().join(&file);
             std::fs::write(&template, text).unwrap();
             std::fs::remove_file(&written).unwrap();
-            let id = build_id(&session, &file, "e2e.openstack.e2e").await;
+            let id = build_id(session, &file, "e2e.openstack.e2e").await;
 
             let mut built: Vec<String> = Vec::new();
             for n in 1..=5 {
@@ -172,7 +172,7 @@ fn keep_two_over_five_builds_hides_then_prune_deletes_by_real_age() {
                     .enumerate()
                     .map(|(i, id)| (id.clone(), i >= 2))
                     .collect();
-                let got: Vec<(String, bool)> = state(&images, &id)
+                let got: Vec<(String, bool)> = state(images, &id)
                     .await
                     .into_iter()
                     .map(|(i, h, _)| (i, h))
@@ -187,9 +187,9 @@ fn keep_two_over_five_builds_hides_then_prune_deletes_by_real_age() {
                 }
             }
 
-            let all = retention::list(&images, &id).await.unwrap();
+            let all = retention::list(images, &id).await.unwrap();
             let by_id: BTreeMap<&str, &Image> = all.iter().map(|i| (i.id.as_str(), i)).collect();
-            let before = state(&images, &id).await;
+            let before = state(images, &id).await;
 
             // Dry run (no --yes): the plan names both deletes; nothing changes.
             let limit = limit_between(by_id[built[1].as_str()], by_id[built[2].as_str()]);
@@ -209,7 +209,7 @@ fn keep_two_over_five_builds_hides_then_prune_deletes_by_real_age() {
             );
             assert!(stdout.contains("dry run: nothing changed"), "{stdout}");
             assert_eq!(
-                state(&images, &id).await,
+                state(images, &id).await,
                 before,
                 "the dry run changed something"
             );
@@ -221,9 +221,9 @@ fn keep_two_over_five_builds_hides_then_prune_deletes_by_real_age() {
             assert_eq!(code, 0, "prune failed:\n{stdout}\n{stderr}");
             for old in &built[..2] {
                 assert!(stdout.contains(&format!("deleted: {old}")), "{stdout}");
-                assert!(gone(&images, old).await, "image {old} still exists");
+                assert!(gone(images, old).await, "image {old} still exists");
             }
-            let after: Vec<(String, bool)> = state(&images, &id)
+            let after: Vec<(String, bool)> = state(images, &id)
                 .await
                 .into_iter()
                 .map(|(i, h, _)| (i, h))
@@ -246,9 +246,9 @@ fn keep_two_over_five_builds_hides_then_prune_deletes_by_real_age() {
                     .replace("\"30d\"", "\"0s\""),
             )
             .unwrap();
-            set_protected(&session, &built[2], true).await;
+            set_protected(session, &built[2], true).await;
             let (code, stdout, stderr) = forge_build(&template, &[]);
-            set_protected(&session, &built[2], false).await;
+            set_protected(session, &built[2], false).await;
             assert_eq!(code, 3, "expected exit 3 (retention failed):\n{stderr}");
             let new_image = stdout.trim();
             assert!(
@@ -264,7 +264,7 @@ fn keep_two_over_five_builds_hides_then_prune_deletes_by_real_age() {
                 "active"
             );
             assert!(
-                gone(&images, &built[3]).await,
+                gone(images, &built[3]).await,
                 "the unprotected old image survived"
             );
         })
@@ -370,16 +370,16 @@ fn promote_moves_the_channel_tag_and_protects_the_image() {
     let f = Fixture::new("promote").start();
     let (session, images, tag) = (&f.session, &f.images, &f.tag);
     f.rt.block_on(async {
-        with_cleanup(&session, &tag, async {
+        with_cleanup(session, tag, async {
             let dir = tempfile::tempdir().unwrap();
             let file = format!("{tag}.pkr.hcl");
-            let template = release_template(dir.path(), &tag, "");
+            let template = release_template(dir.path(), tag, "");
             let t = template.to_str().unwrap();
-            let id = build_id(&session, &file, "rel.openstack.s").await;
-            let imgs = three_images(&images, &tag, &file).await;
+            let id = build_id(session, &file, "rel.openstack.s").await;
+            let imgs = three_images(images, tag, &file).await;
             let (one, two, three) = (&imgs[0].id, &imgs[1].id, &imgs[2].id);
-            let foreign = build_image(&images, &tag, &file, "other.openstack.s", "f", true).await;
-            let queued = build_image(&images, &tag, &file, "rel.openstack.s", "q", false).await;
+            let foreign = build_image(images, tag, &file, "other.openstack.s", "f", true).await;
+            let queued = build_image(images, tag, &file, "rel.openstack.s", "q", false).await;
             images.set_hidden(one, true).await.expect("hide image one");
 
             let (code, stdout, stderr) =
@@ -390,7 +390,7 @@ fn promote_moves_the_channel_tag_and_protects_the_image() {
                 "{stdout}"
             );
             assert!(stdout.contains(&format!("unhid {one}")), "{stdout}");
-            let s = state(&images, &id).await;
+            let s = state(images, &id).await;
             assert!(has_tag(&s, one, "channel:stable"));
             assert!(
                 s.iter().any(|(i, h, _)| i == one && !h),
@@ -398,7 +398,7 @@ fn promote_moves_the_channel_tag_and_protects_the_image() {
             );
 
             // A dry run changes nothing.
-            let before = state(&images, &id).await;
+            let before = state(images, &id).await;
             let (code, stdout, _) = forge_images(&[
                 "promote",
                 t,
@@ -413,7 +413,7 @@ fn promote_moves_the_channel_tag_and_protects_the_image() {
                 stdout.contains(&format!("would untag  channel:stable {one}")),
                 "{stdout}"
             );
-            assert_eq!(state(&images, &id).await, before);
+            assert_eq!(state(images, &id).await, before);
 
             // The tag moves: on three, off one.
             let (code, stdout, stderr) =
@@ -423,12 +423,12 @@ fn promote_moves_the_channel_tag_and_protects_the_image() {
                 stdout.contains(&format!("untagged channel:stable {one}")),
                 "{stdout}"
             );
-            let s = state(&images, &id).await;
+            let s = state(images, &id).await;
             assert!(has_tag(&s, three, "channel:stable"));
             assert!(!has_tag(&s, one, "channel:stable"));
 
             // Refusals change nothing.
-            let before = state(&images, &id).await;
+            let before = state(images, &id).await;
             let (code, _, stderr) =
                 forge_images(&["promote", t, "--image", &foreign.id, "--channel", "stable"]);
             assert_eq!(code, 1, "{stderr}");
@@ -456,7 +456,7 @@ fn promote_moves_the_channel_tag_and_protects_the_image() {
                 assert_eq!(code, 2, "channel {hostile:?} accepted:\n{stderr}");
                 assert!(stderr.contains("invalid channel name"), "{stderr}");
             }
-            assert_eq!(state(&images, &id).await, before);
+            assert_eq!(state(images, &id).await, before);
             assert!(!images
                 .get(&foreign.id)
                 .await
@@ -499,11 +499,11 @@ fn promote_moves_the_channel_tag_and_protects_the_image() {
                 "{stdout}"
             );
             assert!(
-                gone(&images, two).await,
+                gone(images, two).await,
                 "unprotected image two survived:\n{stdout}"
             );
             for kept in [one, three, &queued.id, &foreign.id] {
-                assert!(!gone(&images, kept).await, "{kept} was deleted:\n{stdout}");
+                assert!(!gone(images, kept).await, "{kept} was deleted:\n{stdout}");
             }
         })
         .await;
@@ -520,17 +520,17 @@ fn prune_refuses_an_image_in_use_by_a_server() {
     let (session, images, tag) = (&f.session, &f.images, &f.tag);
     let compute = &f.compute;
     f.rt.block_on(async {
-        with_cleanup(&session, &tag, async {
+        with_cleanup(session, tag, async {
             let dir = tempfile::tempdir().unwrap();
             let file = format!("{tag}.pkr.hcl");
             let template = release_template(
                 dir.path(),
-                &tag,
+                tag,
                 "  retention {\n    keep = 1\n    delete_unused_after = \"0s\"\n  }",
             );
             let t = template.to_str().unwrap();
-            let id = build_id(&session, &file, "rel.openstack.s").await;
-            let imgs = three_images(&images, &tag, &file).await;
+            let id = build_id(session, &file, "rel.openstack.s").await;
+            let imgs = three_images(images, tag, &file).await;
             let old = &imgs[0];
             let policy = Retention {
                 keep: 1,
@@ -540,7 +540,7 @@ fn prune_refuses_an_image_in_use_by_a_server() {
 
             // Planned while unused: both older images are to be deleted.
             let mut checker = UsageChecker::new(compute.clone());
-            let plan = retention::make_plan(&images, &mut checker, &id, &policy, Utc::now())
+            let plan = retention::make_plan(images, &mut checker, &id, &policy, Utc::now())
                 .await
                 .expect("plan");
             assert_eq!(plan.scope, Some(ServerScope::AllProjects));
@@ -561,7 +561,7 @@ fn prune_refuses_an_image_in_use_by_a_server() {
                 .await
                 .expect("server active");
             let mut outcomes = Vec::new();
-            let failed = retention::apply(&images, &mut checker, &plan, &mut |e, r| {
+            let failed = retention::apply(images, &mut checker, &plan, &mut |e, r| {
                 outcomes.push((e.image.id.clone(), r))
             })
             .await;
@@ -578,8 +578,8 @@ fn prune_refuses_an_image_in_use_by_a_server() {
                 msg.contains(&format!("now in use by server {server}")),
                 "{msg}"
             );
-            assert!(!gone(&images, &old.id).await, "in-use image was deleted");
-            assert!(gone(&images, &imgs[1].id).await, "unused image survived");
+            assert!(!gone(images, &old.id).await, "in-use image was deleted");
+            assert!(gone(images, &imgs[1].id).await, "unused image survived");
 
             // The CLI's plan sees the server and keeps the image (hidden with --hide-older).
             let (code, stdout, stderr) = forge_images(&["prune", t, "--hide-older", "--yes"]);
@@ -605,9 +605,9 @@ fn prune_refuses_an_image_in_use_by_a_server() {
             let (code, stdout, stderr) = forge_images(&["prune", t, "--yes"]);
             assert_eq!(code, 0, "{stdout}\n{stderr}");
             assert!(stdout.contains(&format!("deleted: {}", old.id)), "{stdout}");
-            assert!(gone(&images, &old.id).await);
+            assert!(gone(images, &old.id).await);
             assert_eq!(
-                state(&images, &id)
+                state(images, &id)
                     .await
                     .into_iter()
                     .map(|s| s.0)
@@ -627,8 +627,8 @@ fn a_non_admin_checks_its_own_project_and_never_vouches_for_shared_images() {
     let f = Fixture::new("nonadmin").cloud(cloud::DEMO).start();
     let (session, images, tag) = (&f.session, &f.images, &f.tag);
     f.rt.block_on(async {
-        with_cleanup(&session, &tag, async {
-            let private = build_image(&images, &tag, "x.pkr.hcl", "b", "p", true).await;
+        with_cleanup(session, tag, async {
+            let private = build_image(images, tag, "x.pkr.hcl", "b", "p", true).await;
             let mut new = NewImage::named(&format!("{tag}-shared"));
             new.tags = vec![tag.clone()];
             new.visibility = Some(Visibility::Shared);

@@ -245,12 +245,12 @@ fn no_secret_reaches_logs_errors_manifests_journals_or_files() {
     let sensitive = format!("SensitiveGreeting-{nonce}-it's \"q\" $(id)");
     let wrong_password = format!("WrongPassword-{nonce}");
     let app = rt.block_on(AppCredential::create(
-        &session,
+        session,
         &format!("{tag}-appcred"),
         &format!("AppCredSecret-{nonce}"),
     ));
     rt.block_on(async {
-        build::base_image(&images, &tag, 5).await;
+        build::base_image(images, tag, 5).await;
     });
 
     let mut evidence = Evidence::default();
@@ -261,7 +261,7 @@ fn no_secret_reaches_logs_errors_manifests_journals_or_files() {
     // a sensitive argument; -vv and FORGE_LOG=trace (every crate's trace output).
     let sandbox_a = Sandbox::new();
     let dir_a = tempfile::tempdir().unwrap();
-    let mut knobs = Knobs::good(&host, &tag, "unused");
+    let mut knobs = Knobs::good(host, tag, "unused");
     knobs.keypair = None;
     let template_a = knobs.write(dir_a.path());
     make_greeting_sensitive(&template_a);
@@ -287,7 +287,7 @@ fn no_secret_reaches_logs_errors_manifests_journals_or_files() {
             }
         }
         // CLOUD-INIT STAND-IN, as in the other build tests.
-        build::authorize_from_nova(&rt, &session, &host, name);
+        build::authorize_from_nova(rt, session, host, name);
     });
     run_ids.extend(build::run_id(&stderr));
     evidence.add("run A stdout", stdout.clone());
@@ -302,7 +302,7 @@ fn no_secret_reaches_logs_errors_manifests_journals_or_files() {
     // flavor); -vv only.
     let sandbox_b = Sandbox::new();
     let dir_b = tempfile::tempdir().unwrap();
-    let mut knobs = Knobs::good(&host, &tag, "unused");
+    let mut knobs = Knobs::good(host, tag, "unused");
     knobs.flavor = format!("{tag}-no-such-flavor");
     let template_b = knobs.write(dir_b.path());
     make_greeting_sensitive(&template_b);
@@ -327,7 +327,7 @@ fn no_secret_reaches_logs_errors_manifests_journals_or_files() {
     // Run C: a wrong password in the template: Keystone says 401. FORGE_LOG=trace.
     let sandbox_c = Sandbox::new();
     let dir_c = tempfile::tempdir().unwrap();
-    let template_c = Knobs::good(&host, &tag, "unused").write(dir_c.path());
+    let template_c = Knobs::good(host, tag, "unused").write(dir_c.path());
     add_to_source(&template_c, &format!("  password = \"{wrong_password}\""));
     let own_c = existing(dir_c.path());
     let mut cmd = sandbox_c.command(&["-vv", "build"]);
@@ -370,10 +370,10 @@ fn no_secret_reaches_logs_errors_manifests_journals_or_files() {
 
     // Clean up what the test made before asserting.
     // The published image of run A carries the tag; after it is deleted nothing may remain.
-    rt.block_on(cloud::delete_tagged(&images, &tag));
+    rt.block_on(cloud::delete_tagged(images, tag));
     let left: Vec<_> = run_ids
         .iter()
-        .map(|id| rt.block_on(leftovers(&session, id)))
+        .map(|id| rt.block_on(leftovers(session, id)))
         .collect();
     rt.block_on(app.drop_it());
 
