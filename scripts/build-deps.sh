@@ -13,10 +13,16 @@ for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
 done
 [ ${#missing[@]} = 0 ] && exit 0
+# libguestfs-dev pulls bookworm's qemu-system-common, which qemu-utils from bookworm-backports
+# breaks: machines that carry the backport take qemu-utils back to bookworm's version.
+extra=()
+if dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null | grep -q bpo; then
+  extra=(--allow-downgrades qemu-utils/bookworm)
+fi
 [ "$(id -u)" = 0 ] || { echo "scripts/build-deps.sh: missing ${missing[*]}; run as root to install them" >&2; exit 2; }
 command -v cargo >/dev/null || echo "scripts/build-deps.sh: note: no cargo on PATH (install rustup first)" >&2
 echo "build-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 APT=(apt-get -o DPkg::Lock::Timeout=900)
 "${APT[@]}" update -qq
-"${APT[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+"${APT[@]}" install -y -qq --no-install-recommends "${extra[@]}" "${missing[@]}" >/dev/null

@@ -24,13 +24,12 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::journal::{self, CloudInfo, Journal, JournalError, Record};
+use crate::journal::{self, CloudInfo, Journal, JournalError, Record, TemplateAuth};
 use crate::names;
-use crate::openstack::compute::ComputeClient;
-use crate::openstack::image::{ImageClient, ImageQuery};
-use crate::openstack::network::NetworkClient;
+use crate::openstack::config::AuthMethod;
+use crate::openstack::image::ImageQuery;
 use crate::openstack::wait::WaitOptions;
-use crate::openstack::{Error as CloudError, Session};
+use crate::openstack::{Clients, Error as CloudError, Session};
 use crate::pipeline::Progress;
 
 /// How long cleanup waits for one server to be gone.
@@ -230,25 +229,19 @@ pub struct Plan {
     pub notes: Vec<String>,
 }
 
-/// The clients of the cloud cleanup works in, and who it is logged in as.
+/// The clients of the cloud cleanup works in (the same [`Clients`] a build logs in with), and
+/// where they are logged in.
 #[derive(Clone)]
 pub struct Cloud {
-    pub compute: ComputeClient,
-    pub images: ImageClient,
-    pub network: NetworkClient,
+    pub clients: Clients,
     pub info: CloudInfo,
 }
 
 impl Cloud {
-    /// Clients over one session.
-    pub async fn new(session: std::sync::Arc<Session>) -> Result<Cloud, CloudError> {
-        let info = cloud_info(&session).await?;
-        Ok(Cloud {
-            compute: ComputeClient::new(session.clone()),
-            images: ImageClient::new(session.clone()),
-            network: NetworkClient::new(session),
-            info,
-        })
+    /// `clients`, with where they are logged in.
+    pub async fn new(clients: Clients) -> Result<Cloud, CloudError> {
+        let info = cloud_info(clients.session(), None).await?;
+        Ok(Cloud { clients, info })
     }
 
     /// Refuse to clean a run whose journal names another cloud or project.
@@ -288,14 +281,46 @@ fn describe(c: &CloudInfo) -> String {
     )
 }
 
-/// Where a session is logged in: what a build journals and cleanup compares.
-pub async fn cloud_info(session: &Session) -> Result<CloudInfo, CloudError> {
+/// Where a session is logged in: what a build journals and cleanup compares. `template` is
+/// the template and source whose auth the login used (recorded only when a template attribute
+/// took part).
+pub async fn cloud_info(
+    session: &Session,
+    template: Option<TemplateAuth>,
+) -> Result<CloudInfo, CloudError> {
+    use crate::openstack::config::{DomainRef, ProjectRef, Scope, UserRef};
     let config = session.config();
+    let domain = |d: &DomainRef| match d {
+        DomainRef::Id(s) | DomainRef::Name(s) => s.clone(),
+    };
+    let (project, project_domain) = match &config.scope {
+        Scope::Project {
+            project: ProjectRef::Id(id),
+        } => (Some(id.clone()), None),
+        Scope::Project {
+            project: ProjectRef::Name { name, domain: d },
+        } => (Some(name.clone()), Some(domain(d))),
+        Scope::Domain(d) => (None, Some(domain(d))),
+        Scope::None => (None, None),
+    };
+    let user_domain = match &config.auth {
+        AuthMethod::Password {
+            user: UserRef::Name { domain: d, .. },
+            ..
+        } => Some(domain(d)),
+        _ => None,
+    };
     Ok(CloudInfo {
         name: config.name.clone(),
         auth_url: config.auth_url.clone(),
         project_id: session.project_id().await?,
         region: config.region.clone(),
+        cloud: config.cloud.clone(),
+        project,
+        domain: project_domain.or(user_domain),
+        auth_method: Some(config.method().as_str().to_string()),
+        credentials: config.credentials_origin().map(|o| o.describe()),
+        template: template.filter(|_| config.uses_template()),
     })
 }
 
@@ -330,7 +355,12 @@ pub async fn plan(run: &Run, cloud: &Cloud) -> Result<Plan, CleanupError> {
     }
 
     let server_name = names::server_name(run_id);
-    for s in cloud.compute.list_servers(Some(&server_name)).await? {
+    for s in cloud
+        .clients
+        .compute
+        .list_servers(Some(&server_name))
+        .await?
+    {
         // Nova's name filter is a regular expression that also matches longer names.
         if s.name == server_name
             || s.metadata.get(names::RUN_ID).map(String::as_str) == Some(run_id)
@@ -344,7 +374,7 @@ pub async fn plan(run: &Run, cloud: &Cloud) -> Result<Plan, CleanupError> {
         }
     }
     let keypair = names::keypair_name(run_id);
-    match cloud.compute.get_keypair(&keypair).await {
+    match cloud.clients.compute.get_keypair(&keypair).await {
         Ok(k) => found.push(Target {
             kind: Kind::Keypair,
             id: k.name.clone(),
@@ -360,7 +390,7 @@ pub async fn plan(run: &Run, cloud: &Cloud) -> Result<Plan, CleanupError> {
         owner: cloud.info.project_id.clone(),
         ..ImageQuery::default()
     };
-    for i in cloud.images.list(&query, Some(100)).await? {
+    for i in cloud.clients.image.list(&query, Some(100)).await? {
         // A snapshot blanks the `forge_build` it may inherit from its source; only publish sets it.
         let published = i.property(names::BUILD).is_some_and(|b| !b.is_empty());
         let t = Target {
@@ -381,7 +411,7 @@ pub async fn plan(run: &Run, cloud: &Cloud) -> Result<Plan, CleanupError> {
         }
     }
     let fip_label = names::floating_ip_label(run_id);
-    match cloud.network.list_floating_ips(&fip_label).await {
+    match cloud.clients.network.list_floating_ips(&fip_label).await {
         Ok(fips) => found.extend(fips.into_iter().map(|f| Target {
             kind: Kind::FloatingIp,
             id: f.id,
@@ -413,9 +443,9 @@ pub async fn plan(run: &Run, cloud: &Cloud) -> Result<Plan, CleanupError> {
 
 async fn exists(cloud: &Cloud, t: &Target) -> Result<bool, CloudError> {
     let r = match t.kind {
-        Kind::Image => cloud.images.get(&t.id).await.map(drop),
-        Kind::Server => cloud.compute.get_server(&t.id).await.map(drop),
-        Kind::Keypair => cloud.compute.get_keypair(&t.id).await.map(drop),
+        Kind::Image => cloud.clients.image.get(&t.id).await.map(drop),
+        Kind::Server => cloud.clients.compute.get_server(&t.id).await.map(drop),
+        Kind::Keypair => cloud.clients.compute.get_keypair(&t.id).await.map(drop),
         // No single-floating-IP GET helper; release is idempotent, so assume it may exist.
         Kind::FloatingIp => return Ok(true),
     };
@@ -429,10 +459,11 @@ async fn exists(cloud: &Cloud, t: &Target) -> Result<bool, CloudError> {
 /// Delete one resource (a server: and wait until it is gone). `Ok(false)`: already gone.
 pub async fn delete(cloud: &Cloud, t: &Target, progress: &Progress) -> Result<bool, CloudError> {
     match t.kind {
-        Kind::Image => cloud.images.delete(&t.id).await,
-        Kind::FloatingIp => cloud.network.release_floating_ip(&t.id).await,
+        Kind::Image => cloud.clients.image.delete(&t.id).await,
+        Kind::FloatingIp => cloud.clients.network.release_floating_ip(&t.id).await,
         Kind::Server => {
             cloud
+                .clients
                 .compute
                 .delete_server_and_wait(
                     &t.id,
@@ -444,7 +475,7 @@ pub async fn delete(cloud: &Cloud, t: &Target, progress: &Progress) -> Result<bo
                 )
                 .await
         }
-        Kind::Keypair => cloud.compute.delete_keypair(&t.id).await,
+        Kind::Keypair => cloud.clients.compute.delete_keypair(&t.id).await,
     }
 }
 
@@ -627,6 +658,7 @@ mod tests {
             auth_url: "https://k/v3".into(),
             project_id: Some("p1".into()),
             region: Some("r1".into()),
+            ..CloudInfo::default()
         };
         let mut c = j.clone();
         c.name = "prod-from-another-machine".into();
@@ -726,6 +758,7 @@ mod tests {
             auth_url: "http://k/v3".into(),
             project_id: Some("p".into()),
             region: None,
+            ..CloudInfo::default()
         };
         j.cloud(info.clone()).unwrap();
         j.cleaned().unwrap();

@@ -96,10 +96,11 @@ impl Record {
 }
 
 /// Which cloud a run used: enough to log in to the same one again and to notice a different
-/// one. Holds no secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// one. Holds no secret: the login method and where its credentials came from, never them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct CloudInfo {
-    /// The `clouds.yaml` entry, or `envvars` when `OS_*` variables configured the login.
+    /// The `clouds.yaml` entry; else `template` (the template's `identity_endpoint`) or
+    /// `envvars` (`OS_*` variables).
     pub name: String,
     /// Keystone URL (normalised, ends in `/v3`).
     pub auth_url: String,
@@ -108,6 +109,35 @@ pub struct CloudInfo {
     pub project_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// The `clouds.yaml` entry logged in with, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<String>,
+    /// The project as configured (its name or id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// The domain as configured (the project's, else the user's; name or id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// `password`, `token` or `application_credential`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_method: Option<String>,
+    /// Where the credentials came from (`template attribute `password` at t.pkr.hcl:9:14`,
+    /// `environment variable OS_PASSWORD`, a `clouds.yaml` key's place).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<String>,
+    /// Set when the template's auth attributes took part in the login: cleanup loads that
+    /// template's source again to log in the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateAuth>,
+}
+
+/// The template and source whose auth attributes a run logged in with.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TemplateAuth {
+    /// The template file (absolute).
+    pub path: PathBuf,
+    /// The source, `openstack.NAME` or `image-file.NAME`.
+    pub source: String,
 }
 
 /// A resource as the journal last saw it.

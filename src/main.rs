@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use forge::cli::exit::Exit;
 use forge::cli::{self, Cli};
 
 fn main() -> ExitCode {
@@ -12,10 +13,11 @@ fn main() -> ExitCode {
             // clap prints help/version on stdout (exit 0) and usage errors on stderr (exit 2).
             let _ = e.print();
             return if e.use_stderr() {
-                ExitCode::from(2)
+                Exit::Usage
             } else {
-                ExitCode::SUCCESS
-            };
+                Exit::Ok
+            }
+            .into();
         }
     };
     cli::run(cli)

@@ -30,19 +30,11 @@ use anyhow::Context;
 pub use state::BuildState;
 
 use crate::journal::Kind;
-use crate::openstack::compute::ComputeClient;
 use crate::openstack::image::ImageClient;
-use crate::openstack::network::NetworkClient;
 use crate::pipeline::Step;
 use crate::template::{ImageSettings, OpenStackSource};
 
-/// The API clients of one cloud, sharing one authenticated session.
-#[derive(Clone)]
-pub struct Clients {
-    pub image: ImageClient,
-    pub compute: ComputeClient,
-    pub network: NetworkClient,
-}
+pub use crate::openstack::Clients;
 
 /// The OpenStack build, step by step. `provisioners` are loaded beforehand so that a broken
 /// spec fails the build before anything is created. `forge_properties` are the build's identity

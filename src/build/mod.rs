@@ -150,8 +150,14 @@ impl Prepared<'_> {
             .unwrap_or_else(|| Journal::default_path(&run_id));
         let mut journal = Journal::create(&journal_path, &run_id)?;
         tracing::debug!("journal: {}", journal_path.display());
-        // Where the resources will be, so `forge cleanup` logs in to the same cloud.
-        journal.cloud(crate::cleanup::cloud_info(clients.image.session()).await?)?;
+        // Where the resources will be, so `forge cleanup` logs in to the same cloud (with this
+        // template's auth again, when it took part).
+        let template_auth = crate::journal::TemplateAuth {
+            path: std::fs::canonicalize(&template.path).unwrap_or_else(|_| template.path.clone()),
+            source: format!("{}.{}", src.kind().label(), src.name()),
+        };
+        let cloud = crate::cleanup::cloud_info(clients.session(), Some(template_auth)).await?;
+        journal.cloud(cloud)?;
         let mut state = BuildState {
             run_id: run_id.clone(),
             journal,

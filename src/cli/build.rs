@@ -3,29 +3,25 @@
 //! and run it ([`crate::build`]: journal, `--skip-unchanged`, pipeline, manifest, retention);
 //! the worst build's exit code is the command's.
 //!
-//! Exit codes: 0 built, 1 the template is invalid or a build failed (its resources cleaned up),
-//! 2 usage error, 3 built but the build's `retention {}` failed (the new image is kept),
-//! 75 another run of the same template holds its lock ([`crate::lock`]; nothing
-//! was done), 130 interrupted (SIGINT/SIGTERM; resources cleaned up). With `--skip-unchanged`,
-//! when every build was up to date: `--skipped-exit-code` (default 0).
+//! Exit codes ([`Exit`]): 0 built, 1 the template is invalid or a build failed (its resources
+//! cleaned up), 2 usage error, 3 built but the build's `retention {}` failed (the new image is
+//! kept), 4 could not log in, 75 another run of the same template holds its lock
+//! ([`crate::lock`]; nothing was done), 130 interrupted (SIGINT/SIGTERM; resources cleaned up).
+//! With `--skip-unchanged`, when every build was up to date: `--skipped-exit-code` (default 0).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
 use crate::build::{self, Ended};
+use crate::cli::exit::Exit;
 use crate::cli::validate::VarArgs;
 use crate::lock::{self, LockError};
 use crate::names;
-use crate::openstack::compute::ComputeClient;
-use crate::openstack::image::ImageClient;
-use crate::openstack::network::NetworkClient;
-use crate::openstack::{CloudConfig, ConfigEnv, Session};
+use crate::openstack::Clients;
 use crate::pipeline::{signals, OnError, Progress};
-use crate::steps::Clients;
-use crate::template::{self, Auth, Build, Source, Template};
+use crate::template::{self, Build, Source, Template};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -63,17 +59,13 @@ pub struct Args {
     pub skipped_exit_code: u8,
 }
 
-/// Exit code when another run of the same template holds the lock (sysexits' EX_TEMPFAIL:
-/// try again later).
-pub const EXIT_LOCKED: u8 = 75;
-
 pub fn run(args: Args, progress: Progress) -> ExitCode {
     let template = match template::load(&args.template, &args.vars.load_options()) {
         Ok(t) => t,
         Err(diags) => {
             eprintln!("{diags}");
             // As `forge validate`: 1 for an invalid template, 2 for an unreadable one.
-            return ExitCode::from(diags.exit_code());
+            return Exit::of_diagnostics(&diags).into();
         }
     };
     // Held until the process exits: the kernel releases it however the run ends.
@@ -82,7 +74,7 @@ pub fn run(args: Args, progress: Progress) -> ExitCode {
         Err(e) => {
             eprintln!("forge build: {e}");
             let busy = matches!(e, LockError::Busy { .. });
-            return ExitCode::from(if busy { EXIT_LOCKED } else { 1 });
+            return if busy { Exit::Locked } else { Exit::Failed }.into();
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -92,7 +84,7 @@ pub fn run(args: Args, progress: Progress) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("forge build: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
+            return Exit::Failed.into();
         }
     };
     let opts = build::Options {
@@ -106,32 +98,33 @@ pub fn run(args: Args, progress: Progress) -> ExitCode {
         let cancel = CancellationToken::new();
         if let Err(e) = signals::install(cancel.clone()) {
             eprintln!("forge build: cannot install signal handlers: {e}");
-            return ExitCode::from(1);
+            return Exit::Failed.into();
         }
-        let (mut code, mut ran, mut skipped) = (0u8, 0, 0);
+        let (mut code, mut ran, mut skipped) = (Exit::Ok, 0, 0);
         for b in &template.builds {
             for source_ref in &b.sources {
                 let Some(src) = template.source(source_ref) else {
-                    code = code.max(1);
+                    code = code.max(Exit::Failed);
                     continue;
                 };
                 match build_one(&opts, &template, b, src, &progress, &cancel).await {
-                    Ended::Skipped => skipped += 1,
-                    ended => (code, ran) = (worst(code, exit_code(ended)), ran + 1),
+                    None => skipped += 1,
+                    Some(c) => (code, ran) = (code.max(c), ran + 1),
                 }
                 if cancel.is_cancelled() {
-                    return ExitCode::from(code);
+                    return code.into();
                 }
             }
         }
-        if code == 0 && ran == 0 && skipped > 0 {
-            code = args.skipped_exit_code;
+        if code == Exit::Ok && ran == 0 && skipped > 0 {
+            code = Exit::Skipped(args.skipped_exit_code);
         }
-        ExitCode::from(code)
+        code.into()
     })
 }
 
-/// One build of one source: prepare (specs and scripts loaded), log in, run.
+/// One build of one source: prepare (specs and scripts loaded), log in, run. `None`:
+/// `--skip-unchanged` found it up to date.
 async fn build_one(
     opts: &build::Options,
     template: &Template,
@@ -139,106 +132,43 @@ async fn build_one(
     src: &Source,
     progress: &Progress,
     cancel: &CancellationToken,
-) -> Ended {
+) -> Option<Exit> {
     let label = names::build_label(b, src);
     let run_id = uuid::Uuid::new_v4().to_string();
     progress.println(&format!("==> build {label} (run {run_id})"));
     let fail = |e: anyhow::Error| {
-        let e = template.redact(&format!("{e:#}"));
-        eprintln!("forge build: {label}: {e}");
-        Ended::Failed
+        let msg = template.redact(&format!("{e:#}"));
+        eprintln!("forge build: {label}: {msg}");
+        Some(Exit::of_error(&e))
     };
     let prepared = match build::prepare(opts, template, b, src, &run_id) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
-    match connect(src.auth()).await {
-        Ok(clients) => prepared.run(opts, &clients, progress, cancel).await,
-        Err(e) => fail(e),
+    match Clients::connect(src.auth()).await {
+        Ok(clients) => exit_of(prepared.run(opts, &clients, progress, cancel).await),
+        Err(e) => fail(e.into()),
     }
 }
 
-/// Exit code: the image was built, but applying the build's `retention {}` failed.
-pub const RETENTION_FAILED: u8 = 3;
-
-/// A build's exit code: 0 built, 1 failed (or built but a cleanup failed), 3 built but its
-/// retention failed, 130 interrupted.
-fn exit_code(ended: Ended) -> u8 {
-    match ended {
-        Ended::Built { clean: false, .. } | Ended::Failed => 1,
+/// A build's exit status (`None`: skipped): built, failed (or built but a cleanup failed),
+/// built but its retention failed, interrupted.
+fn exit_of(ended: Ended) -> Option<Exit> {
+    Some(match ended {
+        Ended::Skipped => return None,
+        Ended::Built { clean: false, .. } | Ended::Failed => Exit::Failed,
         Ended::Built {
             retention_ok: false,
             ..
-        } => RETENTION_FAILED,
-        Ended::Built { .. } | Ended::Skipped => 0,
-        Ended::Interrupted => 130,
-    }
-}
-
-/// The exit code of several builds: the worst one, where a failed build (1) outranks a
-/// retention failure (3) although its number is lower.
-fn worst(a: u8, b: u8) -> u8 {
-    match (a, b) {
-        (RETENTION_FAILED, 0) | (0, RETENTION_FAILED) => RETENTION_FAILED,
-        (RETENTION_FAILED, x) | (x, RETENTION_FAILED) => x,
-        _ => a.max(b),
-    }
-}
-
-/// Log in with the template's auth settings on top of `clouds.yaml` and `OS_*` (the template
-/// wins, as Packer's explicit settings do).
-pub(crate) async fn connect(auth: &Auth) -> anyhow::Result<Clients> {
-    let mut vars: Vec<(String, String)> = std::env::vars().collect();
-    let mut set = |k: &str, v: Option<&str>| {
-        if let Some(v) = v {
-            vars.push((k.to_string(), v.to_string()));
-        }
-    };
-    set("OS_AUTH_URL", auth.identity_endpoint.as_deref());
-    set("OS_REGION_NAME", auth.region.as_deref());
-    set("OS_USERNAME", auth.username.as_deref());
-    set(
-        "OS_PASSWORD",
-        auth.password.as_ref().map(|s| s.expose_secret()),
-    );
-    set("OS_USER_DOMAIN_NAME", auth.user_domain_name.as_deref());
-    set("OS_PROJECT_NAME", auth.project_name.as_deref());
-    set(
-        "OS_PROJECT_DOMAIN_NAME",
-        auth.project_domain_name.as_deref(),
-    );
-    set(
-        "OS_APPLICATION_CREDENTIAL_ID",
-        auth.application_credential_id.as_deref(),
-    );
-    set(
-        "OS_APPLICATION_CREDENTIAL_SECRET",
-        auth.application_credential_secret
-            .as_ref()
-            .map(|s| s.expose_secret()),
-    );
-    if auth.application_credential_id.is_some() {
-        set("OS_AUTH_TYPE", Some("v3applicationcredential"));
-    }
-    if auth.insecure {
-        set("OS_INSECURE", Some("true"));
-    }
-    let cacert = auth.cacert.as_ref().map(|p| p.display().to_string());
-    set("OS_CACERT", cacert.as_deref());
-    // Later entries win in ConfigEnv, so the template's values override the environment's.
-    let env = ConfigEnv::from_vars(vars, std::env::current_dir().ok());
-    let config = CloudConfig::load(auth.cloud.as_deref(), &env)?;
-    let session = Session::connect(config).await?;
-    Ok(Clients {
-        image: ImageClient::new(session.clone()),
-        compute: ComputeClient::new(session.clone()),
-        network: NetworkClient::new(session),
+        } => Exit::RetentionFailed,
+        Ended::Built { .. } => Exit::Ok,
+        Ended::Interrupted => Exit::Interrupted,
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{exit_code, worst, Ended, RETENTION_FAILED};
+    use super::{exit_of, Ended, Exit};
 
     #[test]
     fn how_a_build_ended_maps_to_the_documented_codes() {
@@ -246,22 +176,12 @@ mod tests {
             clean,
             retention_ok,
         };
-        assert_eq!(exit_code(built(true, true)), 0);
-        assert_eq!(exit_code(built(false, true)), 1);
-        assert_eq!(exit_code(built(false, false)), 1);
-        assert_eq!(exit_code(built(true, false)), RETENTION_FAILED);
-        assert_eq!(exit_code(Ended::Failed), 1);
-        assert_eq!(exit_code(Ended::Interrupted), 130);
-    }
-
-    #[test]
-    fn a_failed_build_outranks_a_failed_retention() {
-        assert_eq!(worst(0, RETENTION_FAILED), RETENTION_FAILED);
-        assert_eq!(worst(RETENTION_FAILED, 0), RETENTION_FAILED);
-        assert_eq!(worst(RETENTION_FAILED, 1), 1);
-        assert_eq!(worst(1, RETENTION_FAILED), 1);
-        assert_eq!(worst(RETENTION_FAILED, 130), 130);
-        assert_eq!(worst(0, 1), 1);
-        assert_eq!(worst(1, 130), 130);
+        assert_eq!(exit_of(built(true, true)), Some(Exit::Ok));
+        assert_eq!(exit_of(built(false, true)), Some(Exit::Failed));
+        assert_eq!(exit_of(built(false, false)), Some(Exit::Failed));
+        assert_eq!(exit_of(built(true, false)), Some(Exit::RetentionFailed));
+        assert_eq!(exit_of(Ended::Failed), Some(Exit::Failed));
+        assert_eq!(exit_of(Ended::Interrupted), Some(Exit::Interrupted));
+        assert_eq!(exit_of(Ended::Skipped), None);
     }
 }

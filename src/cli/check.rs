@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use crate::cli::exit::Exit;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -67,15 +69,15 @@ pub fn run(args: Args, test_only: bool) -> ExitCode {
         Ok(code) => code,
         Err(Outcome::Usage(msg)) => {
             eprintln!("forge {command}: error: {msg}");
-            ExitCode::from(2)
+            Exit::Usage.into()
         }
         Err(Outcome::Spec(msg)) => {
             eprintln!("{msg}");
-            ExitCode::from(2)
+            Exit::Usage.into()
         }
         Err(Outcome::Cancelled) => {
             eprintln!("forge {command}: cancelled");
-            ExitCode::from(130)
+            Exit::Interrupted.into()
         }
     }
 }
@@ -161,7 +163,7 @@ fn report(
                 commands,
                 r.duration.as_secs_f64()
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Ok.into())
         }
         Err(RunError::Validation { failures }) => {
             for f in &failures {
@@ -178,7 +180,7 @@ fn report(
                 args.ssh,
                 failures.len()
             );
-            Ok(ExitCode::from(1))
+            Ok(Exit::Failed.into())
         }
         Err(RunError::Arguments(msg)) => Err(Outcome::Usage(msg)),
         Err(RunError::Remote(crate::remote::RemoteError::Cancelled)) | Err(RunError::Cancelled) => {

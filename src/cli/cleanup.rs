@@ -5,20 +5,27 @@
 //! prints each deletion, appends `deleted` records to the run's journal and, once nothing is
 //! left, a `cleaned` record, so a second cleanup has nothing to do.
 //!
-//! Which cloud: `--cloud NAME`, else the `clouds.yaml` entry the journal names, else `OS_CLOUD` /
-//! `OS_*`. A run whose journal names another auth URL, project or region is refused.
+//! Which cloud: `--cloud NAME`; else, for a run that logged in with its template's auth
+//! attributes, that template's source again (load it with the build's `--var`/`--var-file`
+//! and `FORGE_VAR_*`, so credentials held in variables are found again); else the `clouds.yaml`
+//! entry the journal names; else `OS_CLOUD` / `OS_*`. A run whose journal names another auth
+//! URL, project or region is refused.
 //!
-//! Exit codes: 0 nothing left to delete (dry run: the listing succeeded), 1 something could not
-//! be deleted or looked up (a failed login, a live run asked for by `--run`, an unreadable
-//! journal), 2 usage error.
+//! Exit codes ([`Exit`]): 0 nothing left to delete (dry run: the listing succeeded), 1
+//! something could not be deleted or looked up (a live run asked for by `--run`, an unreadable
+//! journal, a login to another cloud than the run's), 2 usage error, 4 could not log in.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::{anyhow, Context};
+
 use crate::cleanup::{self, Cloud, Run};
-use crate::journal::Journal;
-use crate::openstack::{CloudConfig, ConfigEnv, Session};
+use crate::cli::exit::Exit;
+use crate::cli::validate::VarArgs;
+use crate::journal::{Journal, TemplateAuth};
+use crate::openstack::{Clients, CloudSpec, Origin};
 use crate::pipeline::Progress;
 
 #[derive(Debug, clap::Args)]
@@ -42,13 +49,17 @@ pub struct Args {
     /// Delete. Without it, only list what would be deleted.
     #[arg(long)]
     pub yes: bool,
+    /// For a run that logged in with its template's auth attributes: the variables to load
+    /// that template with (as given to `forge build`).
+    #[command(flatten)]
+    pub vars: VarArgs,
 }
 
 pub fn run(args: Args, progress: Progress) -> ExitCode {
     if let Some(id) = &args.run {
         if let Err(e) = cleanup::check_run_id(id) {
             eprintln!("forge cleanup: {e}");
-            return ExitCode::from(2);
+            return Exit::Usage.into();
         }
     }
     let dir = args
@@ -59,21 +70,21 @@ pub fn run(args: Args, progress: Progress) -> ExitCode {
         Ok(x) => x,
         Err(e) => {
             eprintln!("forge cleanup: {e}");
-            return ExitCode::from(2);
+            return Exit::Usage.into();
         }
     };
-    let mut code = 0u8;
+    let mut code = Exit::Ok;
     for e in &unreadable {
         eprintln!("forge cleanup: skipped: {e}");
-        code = 1;
+        code = Exit::Failed;
     }
     let selected = match select(&args, &dir, runs) {
         Ok(s) => s,
-        Err(c) => return ExitCode::from(c.max(code)),
+        Err(c) => return c.max(code).into(),
     };
     if selected.is_empty() {
         eprintln!("==> no stale runs in {}", dir.display());
-        return ExitCode::from(code);
+        return code.into();
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -82,15 +93,15 @@ pub fn run(args: Args, progress: Progress) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("forge cleanup: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
+            return Exit::Failed.into();
         }
     };
     let c = runtime.block_on(clean_runs(&args, &selected, &progress));
-    ExitCode::from(code.max(c))
+    code.max(c).into()
 }
 
 /// The runs to work on. `Err(code)` ends the command.
-fn select(args: &Args, dir: &std::path::Path, runs: Vec<Run>) -> Result<Vec<Run>, u8> {
+fn select(args: &Args, dir: &std::path::Path, runs: Vec<Run>) -> Result<Vec<Run>, Exit> {
     let Some(id) = &args.run else {
         let mut out = Vec::new();
         for r in runs {
@@ -116,7 +127,7 @@ fn select(args: &Args, dir: &std::path::Path, runs: Vec<Run>) -> Result<Vec<Run>
             "forge cleanup: run {id} is still running (its journal {} is locked): not touched",
             r.path.as_deref().unwrap_or(dir).display()
         );
-        return Err(1);
+        return Err(Exit::Failed);
     }
     if mine.iter().all(Run::cleaned) {
         eprintln!("==> run {id}: already cleaned, nothing to do");
@@ -125,36 +136,31 @@ fn select(args: &Args, dir: &std::path::Path, runs: Vec<Run>) -> Result<Vec<Run>
     Ok(mine)
 }
 
-async fn clean_runs(args: &Args, runs: &[Run], progress: &Progress) -> u8 {
-    let mut code = 0u8;
-    // One login per cloud, shared by the runs that used it.
-    let mut clouds: BTreeMap<Option<String>, Cloud> = BTreeMap::new();
+async fn clean_runs(args: &Args, runs: &[Run], progress: &Progress) -> Exit {
+    let mut code = Exit::Ok;
+    // One login per way of logging in, shared by the runs that used it.
+    let mut clouds: BTreeMap<Login, Cloud> = BTreeMap::new();
     let mut to_delete = 0usize;
     for run in runs {
-        let name = args.cloud.clone().or_else(|| {
-            run.cloud()
-                .map(|c| c.name.clone())
-                // `envvars`: the build was configured by OS_* variables; so is this login.
-                .filter(|n| n != "envvars")
-        });
-        if !clouds.contains_key(&name) {
-            match login(name.as_deref()).await {
+        let how = login_for(args, run);
+        if !clouds.contains_key(&how) {
+            match login(&how, &args.vars).await {
                 Ok(c) => {
-                    clouds.insert(name.clone(), c);
+                    clouds.insert(how.clone(), c);
                 }
                 Err(e) => {
                     eprintln!("forge cleanup: run {}: {e:#}", run.run_id);
-                    code = 1;
+                    code = code.max(Exit::of_error(&e));
                     continue;
                 }
             }
         }
-        let Some(cloud) = clouds.get(&name) else {
+        let Some(cloud) = clouds.get(&how) else {
             continue;
         };
         if let Err(e) = cloud.check_run(run) {
             eprintln!("forge cleanup: {e}");
-            code = 1;
+            code = code.max(Exit::Failed);
             continue;
         }
         let result = if args.yes {
@@ -167,10 +173,10 @@ async fn clean_runs(args: &Args, runs: &[Run], progress: &Progress) -> u8 {
         };
         match result {
             Ok(true) => {}
-            Ok(false) => code = 1,
+            Ok(false) => code = code.max(Exit::Failed),
             Err(e) => {
                 eprintln!("forge cleanup: run {}: {e}", run.run_id);
-                code = 1;
+                code = code.max(Exit::Failed);
             }
         }
     }
@@ -237,10 +243,79 @@ async fn delete_run(
     Ok(out.clean)
 }
 
-/// Log in to `cloud` (a clouds.yaml entry), or as OS_CLOUD / OS_* say when `None`.
-async fn login(cloud: Option<&str>) -> anyhow::Result<Cloud> {
-    let env = ConfigEnv::from_process();
-    let config = CloudConfig::load(cloud, &env)?;
-    let session = Session::connect(config).await?;
-    Ok(Cloud::new(session).await?)
+/// How cleanup logs in for a run.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Login {
+    /// A `clouds.yaml` entry: `--cloud`, or the one the journal names (`from` says which).
+    Cloud { name: String, from: String },
+    /// The auth attributes of a template's source, as the build used them.
+    Template(TemplateAuth),
+    /// `OS_CLOUD` / `OS_*`.
+    Env,
+}
+
+/// `--cloud`, else what the run's journal says it logged in with.
+fn login_for(args: &Args, run: &Run) -> Login {
+    if let Some(name) = &args.cloud {
+        return Login::Cloud {
+            name: name.clone(),
+            from: "--cloud".into(),
+        };
+    }
+    let Some(info) = run.cloud() else {
+        return Login::Env;
+    };
+    if let Some(t) = &info.template {
+        return Login::Template(t.clone());
+    }
+    // Journals from before `cloud` was recorded name the entry in `name` (`envvars`: OS_*).
+    let entry = info
+        .cloud
+        .clone()
+        .or_else(|| Some(info.name.clone()).filter(|n| n != "envvars" && n != "template"));
+    match entry {
+        Some(name) => Login::Cloud {
+            name,
+            from: format!("the journal of run {}", run.run_id),
+        },
+        None => Login::Env,
+    }
+}
+
+/// Log in as `how` says. A template is loaded with `vars` (and `FORGE_VAR_*`), as the build
+/// loaded it.
+async fn login(how: &Login, vars: &VarArgs) -> anyhow::Result<Cloud> {
+    let spec = match how {
+        Login::Cloud { name, from } => CloudSpec::named(Some(name), Origin::Flag(from.clone())),
+        Login::Env => CloudSpec::default(),
+        Login::Template(t) => {
+            let template = crate::template::load(&t.path, &vars.load_options()).map_err(|d| {
+                anyhow!(
+                    "the run logged in with the auth attributes of {} in {}, which cannot be \
+                     loaded again (pass the build's --var/--var-file, or log in with \
+                     --cloud NAME or OS_* variables):\n{d}",
+                    t.source,
+                    t.path.display()
+                )
+            })?;
+            let src = template
+                .sources
+                .iter()
+                .find(|s| format!("{}.{}", s.kind().label(), s.name()) == t.source)
+                .with_context(|| {
+                    format!(
+                        "the run logged in with the auth attributes of {}, which {} no longer \
+                         has (log in with --cloud NAME or OS_* variables)",
+                        t.source,
+                        t.path.display()
+                    )
+                })?;
+            src.auth().clone()
+        }
+    };
+    let clients = Clients::connect(&spec).await?;
+    let cloud = Cloud::new(clients)
+        .await
+        .map_err(crate::openstack::LoginError)?;
+    Ok(cloud)
 }

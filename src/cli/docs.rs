@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::CommandFactory;
 
+use crate::cli::exit::Exit;
 use crate::cli::Cli;
 
 #[derive(Debug, clap::Args)]
@@ -41,7 +42,7 @@ pub fn man(args: ManArgs) -> ExitCode {
             let mut out = Vec::new();
             if let Err(e) = clap_mangen::Man::new(cmd).render(&mut out) {
                 eprintln!("error: rendering the manual page: {e}");
-                return ExitCode::from(1);
+                return Exit::Failed.into();
             }
             write_stdout(&out)
         }
@@ -52,7 +53,7 @@ pub fn man(args: ManArgs) -> ExitCode {
             }
             Err(e) => {
                 eprintln!("error: {e:#}");
-                ExitCode::from(1)
+                Exit::Failed.into()
             }
         },
     }
@@ -94,7 +95,7 @@ fn write_stdout(bytes: &[u8]) -> ExitCode {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: writing to stdout: {e}");
-            ExitCode::from(1)
+            Exit::Failed.into()
         }
     }
 }

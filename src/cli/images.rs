@@ -15,10 +15,11 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 
+use crate::cli::exit::Exit;
 use crate::cli::validate::VarArgs;
 use crate::names;
+use crate::openstack::Clients;
 use crate::retention::{self, BuildId, Retention};
-use crate::steps::Clients;
 use crate::template::{self, Auth, Build, Template};
 
 #[derive(Debug, clap::Subcommand)]
@@ -105,14 +106,14 @@ pub fn run(cmd: Command) -> ExitCode {
         Ok(t) => t,
         Err(diags) => {
             eprintln!("{diags}");
-            return ExitCode::from(2);
+            return Exit::Usage.into();
         }
     };
     let builds = match select(&template, target.build.as_deref()) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("forge images: {e}");
-            return ExitCode::from(2);
+            return Exit::Usage.into();
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -122,7 +123,7 @@ pub fn run(cmd: Command) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("forge images: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
+            return Exit::Failed.into();
         }
     };
     let result = runtime.block_on(async {
@@ -133,10 +134,10 @@ pub fn run(cmd: Command) -> ExitCode {
         }
     });
     match result {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => code.into(),
         Err(e) => {
             eprintln!("forge images: {}", template.redact(&format!("{e:#}")));
-            ExitCode::from(1)
+            Exit::of_error(&e).into()
         }
     }
 }
@@ -188,12 +189,12 @@ fn select<'t>(template: &'t Template, wanted: Option<&str>) -> anyhow::Result<Ve
 
 /// Log in with the build's auth and name its images.
 async fn open(template: &Path, s: &Selected<'_>) -> anyhow::Result<(Clients, BuildId)> {
-    let clients = super::build::connect(s.auth).await?;
+    let clients = Clients::connect(s.auth).await?;
     let id = BuildId::of(&clients.image, template, &s.label).await?;
     Ok((clients, id))
 }
 
-async fn list(template: &Template, builds: &[Selected<'_>]) -> anyhow::Result<u8> {
+async fn list(template: &Template, builds: &[Selected<'_>]) -> anyhow::Result<Exit> {
     for s in builds {
         let (clients, id) = open(&template.path, s).await?;
         let images = retention::list(&clients.image, &id).await?;
@@ -221,7 +222,7 @@ async fn list(template: &Template, builds: &[Selected<'_>]) -> anyhow::Result<u8
             );
         }
     }
-    Ok(0)
+    Ok(Exit::Ok)
 }
 
 /// The template's retention settings for a build with the flags on top.
@@ -250,7 +251,11 @@ fn policy(block: Option<&Retention>, a: &PruneArgs, label: &str) -> anyhow::Resu
     Ok(p)
 }
 
-async fn prune(template: &Template, builds: &[Selected<'_>], a: &PruneArgs) -> anyhow::Result<u8> {
+async fn prune(
+    template: &Template,
+    builds: &[Selected<'_>],
+    a: &PruneArgs,
+) -> anyhow::Result<Exit> {
     // Settle every build's settings before touching anything. Without --build, builds that
     // have no settings are passed over (said so); with it, or when none has any, it is an error.
     let mut work = Vec::new();
@@ -259,7 +264,7 @@ async fn prune(template: &Template, builds: &[Selected<'_>], a: &PruneArgs) -> a
             Ok(p) => work.push((s, p)),
             Err(e) if a.target.build.is_some() || builds.len() == 1 => {
                 eprintln!("forge images prune: {e}");
-                return Ok(2);
+                return Ok(Exit::Usage);
             }
             Err(_) => eprintln!("==> {}: no retention block, passed over", s.label),
         }
@@ -269,7 +274,7 @@ async fn prune(template: &Template, builds: &[Selected<'_>], a: &PruneArgs) -> a
             "forge images prune: no build of {} has a `retention {{}}` block; pass --keep N",
             template.path.display()
         );
-        return Ok(2);
+        return Ok(Exit::Usage);
     }
     let mut failed = 0;
     for (s, p) in &work {
@@ -282,14 +287,14 @@ async fn prune(template: &Template, builds: &[Selected<'_>], a: &PruneArgs) -> a
     if !a.yes {
         println!("==> dry run: nothing changed (pass --yes to act)");
     }
-    Ok(if failed > 0 { 1 } else { 0 })
+    Ok(if failed > 0 { Exit::Failed } else { Exit::Ok })
 }
 
 async fn promote(
     template: &Template,
     builds: &[Selected<'_>],
     a: &PromoteArgs,
-) -> anyhow::Result<u8> {
+) -> anyhow::Result<Exit> {
     let [s] = builds else {
         let labels: Vec<&str> = builds.iter().map(|s| s.label.as_str()).collect();
         eprintln!(
@@ -297,25 +302,25 @@ async fn promote(
             template.path.display(),
             labels.join(", ")
         );
-        return Ok(2);
+        return Ok(Exit::Usage);
     };
     if let Err(e) = retention::channel_tag(&a.channel) {
         eprintln!("forge images promote: {e}");
-        return Ok(2);
+        return Ok(Exit::Usage);
     }
     let (clients, id) = open(&template.path, s).await?;
     let plan = match retention::plan_promotion(&clients.image, &id, &a.image, &a.channel).await {
         Ok(p) => p,
         Err(e @ (retention::Error::NotOfBuild { .. } | retention::Error::NotActive { .. })) => {
             eprintln!("forge images promote: refused: {e}");
-            return Ok(1);
+            return Ok(Exit::Failed);
         }
         Err(retention::Error::Api(e)) if e.is_not_found() => {
             eprintln!(
                 "forge images promote: refused: no image {} (or not visible to this project)",
                 a.image
             );
-            return Ok(1);
+            return Ok(Exit::Failed);
         }
         Err(e) => return Err(anyhow!(e)),
     };
@@ -325,8 +330,8 @@ async fn promote(
             println!("    would {l}");
         }
         println!("==> dry run: nothing changed");
-        return Ok(0);
+        return Ok(Exit::Ok);
     }
     retention::promote(&clients.image, &plan, &mut |l| println!("    {l}")).await?;
-    Ok(0)
+    Ok(Exit::Ok)
 }

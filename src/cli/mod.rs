@@ -1,13 +1,12 @@
 //! Thin command layer: each subcommand parses its arguments and calls into the library.
 //!
-//! Exit codes, for every command: 0 success, 1 the thing checked is not right (invalid template,
-//! failed validation, failed build), 2 usage or input error.
-//! `forge build` also: 3 the image was built but its `retention {}` failed (the image is kept).
+//! Exit codes: one table for every command, [`exit::Exit`].
 
 pub mod build;
 pub mod check;
 pub mod cleanup;
 pub mod docs;
+pub mod exit;
 pub mod images;
 pub mod logging;
 pub mod pack;
@@ -20,7 +19,7 @@ use clap::{Parser, Subcommand};
 
 /// forge: build OpenStack images from HCL templates and Sahara image specs.
 #[derive(Debug, Parser)]
-#[command(name = "forge", version, about, propagate_version = true)]
+#[command(name = "forge", version, about, propagate_version = true, after_help = exit::TABLE)]
 pub struct Cli {
     /// More output (-v debug, -vv trace). FORGE_LOG takes a tracing filter for finer control.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

@@ -12,15 +12,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use crate::cli::exit::Exit;
 #[cfg(feature = "guestfs")]
 use std::{collections::BTreeMap, path::Path, time::Instant};
 
 use crate::pipeline::Progress;
-
-/// Exit codes as `forge check`.
-const EXIT_FAILED: u8 = 1;
-const EXIT_ERROR: u8 = 2;
-const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -30,7 +27,7 @@ byte-identical and FILE is a new, self-contained qcow2, written only when the sp
 
 Exit status (as forge check): 0 spec satisfied, 1 validation failed (each failure listed with its \
 spec location), 2 usage, spec or argument error or the image could not be opened or processed \
-(libguestfs, qemu-img), 130 interrupted.
+(libguestfs, qemu-img), 4 --upload could not log in to the cloud, 130 interrupted.
 
 With --upload the result (the --output file, or the image packed in place) is streamed into Glance \
 as a new image, its checksum verified, and forge waits until it is active; a failed or interrupted \
@@ -115,6 +112,8 @@ enum Stop {
     /// The image could not be opened or processed: libguestfs, qemu-img, I/O (exit 2, as a
     /// connection error in `forge check`).
     Failed(String),
+    /// `--upload` could not log in to the cloud (exit 4).
+    Login(String),
     /// SIGINT/SIGTERM (exit 130); the image was closed first.
     Interrupted,
 }
@@ -127,7 +126,7 @@ pub fn run(args: Args, progress: Progress) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("forge pack: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_ERROR);
+            return Exit::Usage.into();
         }
     };
     runtime.block_on(async {
@@ -136,10 +135,10 @@ pub fn run(args: Args, progress: Progress) -> ExitCode {
             tracing::warn!("cannot listen for SIGINT/SIGTERM: {e}");
         }
         match pack(&args, &progress, &cancel).await {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(()) => Exit::Ok.into(),
             Err(Stop::Usage(message)) => {
                 eprintln!("{message}");
-                ExitCode::from(EXIT_ERROR)
+                Exit::Usage.into()
             }
             Err(Stop::Validation(failures)) => {
                 for f in &failures {
@@ -162,15 +161,19 @@ pub fn run(args: Args, progress: Progress) -> ExitCode {
                     failures.len(),
                     if failures.len() == 1 { "" } else { "s" }
                 );
-                ExitCode::from(EXIT_FAILED)
+                Exit::Failed.into()
             }
             Err(Stop::Failed(message)) => {
                 eprintln!("forge pack: {message}");
-                ExitCode::from(EXIT_ERROR)
+                Exit::Usage.into()
+            }
+            Err(Stop::Login(message)) => {
+                eprintln!("forge pack: {message}");
+                Exit::Login.into()
             }
             Err(Stop::Interrupted) => {
                 eprintln!("forge pack: interrupted");
-                ExitCode::from(EXIT_INTERRUPTED)
+                Exit::Interrupted.into()
             }
         }
     })
@@ -329,8 +332,8 @@ mod upload {
 
     use super::{Stop, UploadArgs};
     use crate::journal::Journal;
-    use crate::openstack::image::{ImageClient, Visibility};
-    use crate::openstack::{CloudConfig, ConfigEnv, Session};
+    use crate::openstack::image::Visibility;
+    use crate::openstack::{Clients, CloudSpec, Origin};
     use crate::steps::PackUpload;
 
     pub async fn prepare(args: &UploadArgs, run_id: &str) -> Result<(PackUpload, Journal), Stop> {
@@ -340,20 +343,19 @@ mod upload {
             .map(Visibility::from_str)
             .transpose()
             .map_err(|e| Stop::Usage(format!("--image-visibility: {e}")))?;
-        let config = CloudConfig::load(args.cloud.as_deref(), &ConfigEnv::from_process())
-            .map_err(|e| Stop::Usage(format!("--upload: {e}")))?;
-        let session = Session::connect(config)
+        let spec = CloudSpec::named(args.cloud.as_deref(), Origin::Flag("--cloud".into()));
+        let clients = Clients::connect(&spec)
             .await
-            .map_err(|e| Stop::Failed(format!("--upload: {e}")))?;
+            .map_err(|e| Stop::Login(format!("--upload: {:#}", anyhow::Error::from(e))))?;
         let failed = |e: &dyn std::fmt::Display| Stop::Failed(format!("--upload: {e}"));
         let mut journal =
             Journal::create(&Journal::default_path(run_id), run_id).map_err(|e| failed(&e))?;
-        let cloud = crate::cleanup::cloud_info(&session)
+        let cloud = crate::cleanup::cloud_info(clients.session(), None)
             .await
             .map_err(|e| failed(&e))?;
         journal.cloud(cloud).map_err(|e| failed(&e))?;
         let upload = PackUpload {
-            images: ImageClient::new(session),
+            images: clients.image,
             name: args.image_name.clone().unwrap_or_default(),
             properties: args.image_properties.iter().cloned().collect(),
             tags: args.image_tags.clone(),

@@ -4,6 +4,8 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::cli::exit::Exit;
+
 use crate::spec::{self, Spec};
 
 #[derive(Debug, clap::Subcommand)]
@@ -27,11 +29,11 @@ pub fn run(cmd: Command) -> ExitCode {
         } => match spec::load(&file, &resource_roots) {
             Ok(spec) => {
                 print!("{}", format_arguments(&spec));
-                ExitCode::SUCCESS
+                Exit::Ok.into()
             }
             Err(e) => {
                 eprintln!("{e}");
-                ExitCode::from(2)
+                Exit::Usage.into()
             }
         },
     }

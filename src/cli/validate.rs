@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::cli::exit::Exit;
+
 use crate::template::{self, CheckLevel, LoadOptions};
 
 /// Where template variables come from; shared by every command that loads a template.
@@ -69,5 +71,5 @@ pub fn run(args: Args) -> ExitCode {
             args.template.display()
         );
     }
-    ExitCode::from(diags.exit_code())
+    Exit::of_diagnostics(&diags).into()
 }

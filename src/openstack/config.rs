@@ -7,8 +7,10 @@
 //! 2. `secure.yaml` (same directories, or `$OS_CLIENT_SECURE_FILE`): the same cloud's entry,
 //!    merged key by key over `clouds.yaml` (where people keep passwords).
 //! 3. `OS_*` environment variables (`OS_AUTH_URL`, `OS_PASSWORD`, `OS_REGION_NAME`, ...), which
-//!    override single keys, as the CLI's `--os-*` options do. Without a cloud name they are the
-//!    whole configuration (an `openrc`).
+//!    override single keys. Without a cloud name they are the whole configuration (an `openrc`).
+//! 4. Explicit settings, a [`CloudSpec`] (the template's auth attributes), which override
+//!    single keys as the CLI's `--os-*` options do. When the spec names a login method (sets a
+//!    password, token or application credential) that method is used, whatever the files say.
 //!
 //! `<service>_endpoint_override: URL` (e.g. `network_endpoint_override`) replaces the catalog's
 //! endpoint for that service type.
@@ -18,8 +20,10 @@
 //! the keys given. `verify: false`, `insecure: true` or `OS_INSECURE=true` turn TLS
 //! verification off (the session warns); `cacert` adds a CA bundle.
 //!
-//! Every error names the file, line and column of the offending key (or the variable) and
-//! never echoes a secret's value.
+//! Every setting keeps where it came from (an [`Origin`]: template `file:line:col`, the
+//! `clouds.yaml`/`secure.yaml` key's `file:line:col`, or the variable's name); every error names
+//! it and never echoes a secret's value. Secrets are [`SecretString`]s from the moment they are
+//! read to the Keystone request body.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -56,16 +60,332 @@ pub enum ConfigError {
     /// The YAML itself is malformed, or a value has the wrong shape.
     #[error("{at}: {message}")]
     Syntax { at: String, message: String },
-    /// A setting is present but wrong; `at` is `file:line:col` or `env OS_X`.
+    /// A setting is present but wrong; `at` is where it was set (`file:line:col`, `env OS_X`)
+    /// and `key` its name there.
     #[error("{at}: invalid {key}: {message}")]
     Invalid {
-        at: String,
+        at: Origin,
         key: String,
         message: String,
     },
     /// A required setting is absent.
     #[error("cloud '{cloud}': missing {what}")]
     Missing { cloud: String, what: String },
+}
+
+/// Where one setting's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A template attribute, at `file:line:col` (the file as the user named it).
+    Template {
+        file: String,
+        line: usize,
+        column: usize,
+        attribute: String,
+    },
+    /// A key of `clouds.yaml` or `secure.yaml`.
+    File {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+    },
+    /// An environment variable.
+    Env(String),
+    /// A command-line option (`--cloud`).
+    Flag(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Template {
+                file, line, column, ..
+            } => write!(f, "{file}:{line}:{column}"),
+            Origin::File { path, line, column } => {
+                write!(f, "{}:{line}:{column}", path.display())
+            }
+            Origin::Env(var) => write!(f, "env {var}"),
+            Origin::Flag(flag) => write!(f, "{flag}"),
+        }
+    }
+}
+
+impl Origin {
+    /// The setting's name where it was written: the template attribute, the variable, or the
+    /// flattened `clouds.yaml` key.
+    fn key_name(&self, flat_key: &str) -> String {
+        match self {
+            Origin::Template { attribute, .. } => attribute.clone(),
+            _ => flat_key.to_string(),
+        }
+    }
+
+    /// What kind of source this is, for the journal: `template`, `clouds.yaml`, `secure.yaml`
+    /// or `env`, with the place (never a value).
+    pub fn describe(&self) -> String {
+        match self {
+            Origin::Template { attribute, .. } => {
+                format!("template attribute `{attribute}` at {self}")
+            }
+            Origin::File { path, .. } => {
+                let file = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                format!("{} key at {self}", file.unwrap_or_default())
+            }
+            Origin::Env(var) => format!("environment variable {var}"),
+            Origin::Flag(flag) => format!("command-line option {flag}"),
+        }
+    }
+
+    /// Whether a template attribute set this.
+    pub fn is_template(&self) -> bool {
+        matches!(self, Origin::Template { .. })
+    }
+}
+
+/// A value with where it came from.
+#[derive(Debug, Clone)]
+pub struct Located<T> {
+    pub value: T,
+    pub at: Origin,
+}
+
+impl<T> Located<T> {
+    pub fn new(value: T, at: Origin) -> Located<T> {
+        Located { value, at }
+    }
+}
+
+/// Explicit cloud settings (a template's auth attributes), each with where it was written. They
+/// override `clouds.yaml`, `secure.yaml` and `OS_*` key by key (see the module doc); every
+/// field is optional. Secrets are [`SecretString`]s.
+#[derive(Debug, Clone, Default)]
+pub struct CloudSpec {
+    /// The `clouds.yaml` entry (Packer's `cloud`); `OS_CLOUD` when absent.
+    pub cloud: Option<Located<String>>,
+    /// Keystone URL (Packer's `identity_endpoint`).
+    pub auth_url: Option<Located<String>>,
+    pub region: Option<Located<String>>,
+    pub username: Option<Located<String>>,
+    pub user_id: Option<Located<String>>,
+    pub password: Option<Located<SecretString>>,
+    pub user_domain_name: Option<Located<String>>,
+    pub project_name: Option<Located<String>>,
+    pub project_id: Option<Located<String>>,
+    pub project_domain_name: Option<Located<String>>,
+    /// The default domain of user and project, and the scope when no project is set.
+    pub domain_name: Option<Located<String>>,
+    pub domain_id: Option<Located<String>>,
+    pub token: Option<Located<SecretString>>,
+    pub application_credential_id: Option<Located<String>>,
+    pub application_credential_name: Option<Located<String>>,
+    pub application_credential_secret: Option<Located<SecretString>>,
+    /// Catalog interface (Packer's `endpoint_type`): public, internal, admin (`…URL` too).
+    pub interface: Option<Located<String>>,
+    pub insecure: Option<Located<bool>>,
+    pub cacert: Option<Located<PathBuf>>,
+    /// Client TLS certificate and key (PEM files) for Keystone and every service.
+    pub cert: Option<Located<PathBuf>>,
+    pub key: Option<Located<PathBuf>>,
+}
+
+/// A login method, as a [`CloudSpec`] can name one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Password,
+    Token,
+    ApplicationCredential,
+}
+
+impl Method {
+    /// Keystone's name of the method (as the journal records it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Password => "password",
+            Method::Token => "token",
+            Method::ApplicationCredential => "application_credential",
+        }
+    }
+}
+
+impl CloudSpec {
+    /// Nothing but a `clouds.yaml` entry (or, `None`, `OS_CLOUD` / `OS_*`); `at` says who named it.
+    pub fn named(cloud: Option<&str>, at: Origin) -> CloudSpec {
+        CloudSpec {
+            cloud: cloud
+                .filter(|c| !c.is_empty())
+                .map(|c| Located::new(c.to_string(), at)),
+            ..CloudSpec::default()
+        }
+    }
+
+    /// The `clouds.yaml` entry named, if any.
+    pub fn cloud_name(&self) -> Option<&str> {
+        self.cloud.as_ref().map(|c| c.value.as_str())
+    }
+
+    /// The login methods whose credential this spec sets, each with the first place that sets
+    /// it. More than one is a conflict (see [`CloudSpec::check`]).
+    pub fn methods(&self) -> Vec<(Method, &Origin)> {
+        let mut out = Vec::new();
+        if let Some(p) = &self.password {
+            out.push((Method::Password, &p.at));
+        }
+        if let Some(t) = &self.token {
+            out.push((Method::Token, &t.at));
+        }
+        let ac = [
+            self.application_credential_id.as_ref().map(|l| &l.at),
+            self.application_credential_name.as_ref().map(|l| &l.at),
+            self.application_credential_secret.as_ref().map(|l| &l.at),
+        ];
+        if let Some(at) = ac.into_iter().flatten().next() {
+            out.push((Method::ApplicationCredential, at));
+        }
+        out
+    }
+
+    /// What can be checked without the environment or the network: the URL's shape, the
+    /// interface's name, one login method at most, and (when the spec configures the login
+    /// itself: a Keystone URL and a credential, no `cloud`) the pieces that method needs.
+    /// Each problem comes with the place it is about.
+    pub fn check(&self) -> Vec<(Origin, String)> {
+        let mut out = Vec::new();
+        if let Some(u) = &self.auth_url {
+            if let Err(m) = check_url(&u.value) {
+                let key = u.at.key_name("auth_url");
+                out.push((u.at.clone(), format!("`{key}`: '{}': {m}", u.value)));
+            }
+        }
+        if let Some(i) = &self.interface {
+            if parse_interface(&i.value).is_none() {
+                out.push((
+                    i.at.clone(),
+                    format!(
+                        "`{}` must be public, internal or admin (or publicURL, internalURL, \
+                         adminURL), found \"{}\"",
+                        i.at.key_name("interface"),
+                        i.value
+                    ),
+                ));
+            }
+        }
+        let methods = self.methods();
+        if let [(first, _), rest @ ..] = methods.as_slice() {
+            for (m, at) in rest {
+                out.push((
+                    (*at).clone(),
+                    format!(
+                        "`{}` sets {} login, but {} login is set too: password, token and \
+                         application credential exclude each other; set only one",
+                        at.key_name(m.as_str()),
+                        m.as_str().replace('_', " "),
+                        first.as_str().replace('_', " "),
+                    ),
+                ));
+            }
+        }
+        let alone = self.cloud.is_none() && self.auth_url.is_some();
+        if let (true, [(method, at)]) = (alone, methods.as_slice()) {
+            let has_user = self.username.is_some() || self.user_id.is_some();
+            let what = match method {
+                Method::Password if !has_user => Some("`username` or `user_id`"),
+                Method::ApplicationCredential
+                    if self.application_credential_secret.is_none() =>
+                {
+                    Some("`application_credential_secret`")
+                }
+                Method::ApplicationCredential
+                    if self.application_credential_id.is_none()
+                        && (self.application_credential_name.is_none() || !has_user) =>
+                {
+                    Some("`application_credential_id`, or `application_credential_name` with `username` or `user_id`")
+                }
+                _ => None,
+            };
+            if let Some(what) = what {
+                out.push((
+                    (*at).clone(),
+                    format!(
+                        "{} login configured here (with `identity_endpoint`, no `cloud`) \
+                         also needs {what}",
+                        method.as_str().replace('_', " ")
+                    ),
+                ));
+            }
+        }
+        out
+    }
+
+    /// The settings as flat `clouds.yaml` keys, highest layer of [`CloudConfig::resolve`].
+    fn settings(&self) -> Vec<(&'static str, Setting)> {
+        let mut out = Vec::new();
+        let mut text = |k: &'static str, v: &Option<Located<String>>| {
+            if let Some(l) = v {
+                out.push((k, Setting::text(l.value.clone(), l.at.clone())));
+            }
+        };
+        text("auth.auth_url", &self.auth_url);
+        text("region_name", &self.region);
+        text("auth.username", &self.username);
+        text("auth.user_id", &self.user_id);
+        text("auth.user_domain_name", &self.user_domain_name);
+        text("auth.project_name", &self.project_name);
+        text("auth.project_id", &self.project_id);
+        text("auth.project_domain_name", &self.project_domain_name);
+        text("auth.domain_name", &self.domain_name);
+        text("auth.domain_id", &self.domain_id);
+        text(
+            "auth.application_credential_id",
+            &self.application_credential_id,
+        );
+        text(
+            "auth.application_credential_name",
+            &self.application_credential_name,
+        );
+        text("interface", &self.interface);
+        let mut secret = |k: &'static str, v: &Option<Located<SecretString>>| {
+            if let Some(l) = v {
+                out.push((
+                    k,
+                    Setting {
+                        value: Value::Secret(l.value.clone()),
+                        at: l.at.clone(),
+                    },
+                ));
+            }
+        };
+        secret("auth.password", &self.password);
+        secret("auth.token", &self.token);
+        secret(
+            "auth.application_credential_secret",
+            &self.application_credential_secret,
+        );
+        if let Some(l) = &self.insecure {
+            out.push(("insecure", Setting::text(l.value.to_string(), l.at.clone())));
+        }
+        for (k, v) in [
+            ("cacert", &self.cacert),
+            ("cert", &self.cert),
+            ("key", &self.key),
+        ] {
+            if let Some(l) = v {
+                out.push((
+                    k,
+                    Setting::text(l.value.display().to_string(), l.at.clone()),
+                ));
+            }
+        }
+        // The method the spec names wins over whatever the files and variables configure.
+        if let [(method, at)] = self.methods().as_slice() {
+            let name = match method {
+                Method::Password => "password",
+                Method::Token => "v3token",
+                Method::ApplicationCredential => "v3applicationcredential",
+            };
+            out.push(("auth_type", Setting::text(name.to_string(), (*at).clone())));
+        }
+        out
+    }
 }
 
 /// The environment configuration is read from: the process's own, or (in tests) a given set
@@ -221,8 +541,11 @@ impl Interface {
 /// One cloud's resolved configuration: everything a [`super::Session`] needs.
 #[derive(Debug, Clone)]
 pub struct CloudConfig {
-    /// The `clouds.yaml` entry, or `envvars` for an openrc-style environment.
+    /// The `clouds.yaml` entry; else `template` when the spec gave the Keystone URL, or
+    /// `envvars` for an openrc-style environment.
     pub name: String,
+    /// The `clouds.yaml` entry used, if any.
+    pub cloud: Option<String>,
     /// Keystone URL, normalised to end in `/v3`.
     pub auth_url: String,
     pub auth: AuthMethod,
@@ -235,13 +558,82 @@ pub struct CloudConfig {
     pub insecure: bool,
     /// `<service>_endpoint_override` keys: service type → URL used instead of the catalog's.
     pub endpoint_overrides: BTreeMap<String, String>,
+    /// Client TLS certificate and key (PEM files).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Where each setting came from, by its flattened `clouds.yaml` key (`auth.auth_url`,
+    /// `auth.password`, `region_name`, ...).
+    pub origins: BTreeMap<String, Origin>,
+}
+
+impl CloudConfig {
+    /// Where a setting came from (`auth.auth_url`, `auth.password`, ...).
+    pub fn origin(&self, key: &str) -> Option<&Origin> {
+        self.origins.get(key)
+    }
+
+    /// The login method's name (`password`, `token`, `application_credential`).
+    pub fn method(&self) -> Method {
+        match self.auth {
+            AuthMethod::Password { .. } => Method::Password,
+            AuthMethod::Token { .. } => Method::Token,
+            AuthMethod::ApplicationCredential { .. } => Method::ApplicationCredential,
+        }
+    }
+
+    /// Where the login's secret came from (never the secret).
+    pub fn credentials_origin(&self) -> Option<&Origin> {
+        let key = match self.auth {
+            AuthMethod::Password { .. } => "auth.password",
+            AuthMethod::Token { .. } => "auth.token",
+            AuthMethod::ApplicationCredential { .. } => "auth.application_credential_secret",
+        };
+        self.origin(key)
+    }
+
+    /// Whether any setting came from a template (the run's credentials may live only there).
+    pub fn uses_template(&self) -> bool {
+        self.origins.values().any(Origin::is_template)
+    }
 }
 
 /// One setting's value and where it came from.
 #[derive(Clone)]
 struct Setting {
-    value: String,
-    at: String,
+    value: Value,
+    at: Origin,
+}
+
+/// A setting's value; secrets are wrapped as soon as they are read.
+#[derive(Clone)]
+enum Value {
+    Text(String),
+    Secret(SecretString),
+}
+
+/// The flattened keys whose values are secrets.
+const SECRET_KEYS: &[&str] = &[
+    "auth.password",
+    "auth.token",
+    "auth.application_credential_secret",
+];
+
+impl Setting {
+    fn text(value: String, at: Origin) -> Setting {
+        Setting {
+            value: Value::Text(value),
+            at,
+        }
+    }
+
+    /// `value` read from a file or variable for `key`: a secret when the key holds one.
+    fn read(key: &str, value: String, at: Origin) -> Setting {
+        let value = if SECRET_KEYS.contains(&key) {
+            Value::Secret(SecretString::from(value))
+        } else {
+            Value::Text(value)
+        };
+        Setting { value, at }
+    }
 }
 
 /// `OS_*` variables and the (flattened) `clouds.yaml` keys they set.
@@ -278,18 +670,28 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("OS_INTERFACE", "interface"),
     ("OS_ENDPOINT_TYPE", "interface"),
     ("OS_CACERT", "cacert"),
+    ("OS_CERT", "cert"),
+    ("OS_KEY", "key"),
     ("OS_INSECURE", "insecure"),
     ("OS_IDENTITY_API_VERSION", "identity_api_version"),
 ];
 
 impl CloudConfig {
-    /// Resolve the cloud to use. `cloud` is the template's `cloud =`; without it `OS_CLOUD`
-    /// names the entry; without either the `OS_*` variables are the configuration.
+    /// Resolve the cloud to use. `cloud` is a `clouds.yaml` entry (e.g. `--cloud`); without it
+    /// `OS_CLOUD` names the entry; without either the `OS_*` variables are the configuration.
     pub fn load(cloud: Option<&str>, env: &ConfigEnv) -> Result<CloudConfig, ConfigError> {
-        let cloud = cloud
-            .filter(|c| !c.is_empty())
+        let spec = CloudSpec::named(cloud, Origin::Flag("--cloud".into()));
+        CloudConfig::resolve(&spec, env)
+    }
+
+    /// Resolve `spec` over `clouds.yaml`, `secure.yaml` and `OS_*`, the openstack CLI's way:
+    /// the spec's `cloud` (else `OS_CLOUD`) names the entry; the spec's settings win.
+    pub fn resolve(spec: &CloudSpec, env: &ConfigEnv) -> Result<CloudConfig, ConfigError> {
+        let cloud = spec
+            .cloud_name()
             .or_else(|| env.get("OS_CLOUD"))
             .map(str::to_string);
+        let explicit = spec.settings();
         let mut settings: BTreeMap<String, Setting> = BTreeMap::new();
         let name = match &cloud {
             Some(cloud) => {
@@ -308,6 +710,7 @@ impl CloudConfig {
                 }
                 cloud.clone()
             }
+            None if spec.auth_url.is_some() => "template".to_string(),
             None => {
                 if env.get("OS_AUTH_URL").is_none() {
                     return Err(ConfigError::NoCloud);
@@ -319,14 +722,16 @@ impl CloudConfig {
             if let Some(value) = env.get(var) {
                 settings.insert(
                     key.to_string(),
-                    Setting {
-                        value: value.to_string(),
-                        at: format!("env {var}"),
-                    },
+                    Setting::read(key, value.to_string(), Origin::Env(var.to_string())),
                 );
             }
         }
-        build(&name, &settings)
+        for (key, setting) in explicit {
+            settings.insert(key.to_string(), setting);
+        }
+        let mut config = build(&name, &settings)?;
+        config.cloud = cloud;
+        Ok(config)
     }
 }
 
@@ -487,13 +892,12 @@ fn flatten(file: &Path, prefix: &str, node: &Yaml, out: &mut BTreeMap<String, Se
         match &value.kind {
             // `~`, `null` and empty values count as absent, as in the Python loader.
             YamlKind::Scalar(s) if !(s.is_empty() || s == "~" || s == "null") => {
-                out.insert(
-                    key,
-                    Setting {
-                        value: s.clone(),
-                        at: format!("{}:{}:{}", file.display(), value.line, value.column),
-                    },
-                );
+                let at = Origin::File {
+                    path: file.to_path_buf(),
+                    line: value.line,
+                    column: value.column,
+                };
+                out.insert(key.clone(), Setting::read(&key, s.clone(), at));
             }
             YamlKind::Map(_) => flatten(file, &format!("{key}."), value, out),
             _ => {}
@@ -503,11 +907,25 @@ fn flatten(file: &Path, prefix: &str, node: &Yaml, out: &mut BTreeMap<String, Se
 
 /// Turn flat settings into a typed configuration, or say exactly what is missing/wrong.
 fn build(name: &str, s: &BTreeMap<String, Setting>) -> Result<CloudConfig, ConfigError> {
-    let get = |k: &str| s.get(k).map(|v| v.value.clone());
-    let invalid = |k: &str, message: String| ConfigError::Invalid {
-        at: s.get(k).map(|v| v.at.clone()).unwrap_or_default(),
-        key: k.to_string(),
-        message,
+    let get = |k: &str| match s.get(k).map(|v| &v.value) {
+        Some(Value::Text(t)) => Some(t.clone()),
+        _ => None,
+    };
+    let secret = |k: &str| match s.get(k).map(|v| &v.value) {
+        Some(Value::Secret(v)) => Some(v.clone()),
+        Some(Value::Text(t)) => Some(SecretString::from(t.clone())),
+        None => None,
+    };
+    let invalid = |k: &str, message: String| {
+        let at = s
+            .get(k)
+            .map(|v| v.at.clone())
+            .unwrap_or_else(|| Origin::Env(k.to_string()));
+        ConfigError::Invalid {
+            key: at.key_name(k),
+            at,
+            message,
+        }
     };
     let missing = |what: &str| ConfigError::Missing {
         cloud: name.to_string(),
@@ -532,13 +950,9 @@ fn build(name: &str, s: &BTreeMap<String, Setting>) -> Result<CloudConfig, Confi
             ));
         }
     }
-    let auth_url = get("auth.auth_url").ok_or_else(|| missing("auth.auth_url (OS_AUTH_URL)"))?;
-    if !(auth_url.starts_with("http://") || auth_url.starts_with("https://")) {
-        return Err(invalid(
-            "auth.auth_url",
-            format!("'{auth_url}': expected an http:// or https:// URL"),
-        ));
-    }
+    let auth_url = get("auth.auth_url")
+        .ok_or_else(|| missing("auth.auth_url (OS_AUTH_URL; in a template: identity_endpoint)"))?;
+    check_url(&auth_url).map_err(|m| invalid("auth.auth_url", format!("'{auth_url}': {m}")))?;
     let auth_url = normalise_auth_url(&auth_url);
 
     // Domain defaults: `domain_id`/`domain_name` apply to user and project when theirs are unset.
@@ -565,13 +979,15 @@ fn build(name: &str, s: &BTreeMap<String, Setting>) -> Result<CloudConfig, Confi
             Some(name) => {
                 let domain =
                     domain_of("auth.user_domain_id", "auth.user_domain_name").ok_or_else(|| {
-                        missing("auth.user_domain_name or auth.user_domain_id for the user")
+                        missing(
+                            "auth.user_domain_name or auth.user_domain_id for the user \
+                             (OS_USER_DOMAIN_NAME; in a template: user_domain_name or domain_name)",
+                        )
                     })?;
                 Ok(Some(UserRef::Name { name, domain }))
             }
         }
     };
-    let secret = |k: &str| get(k).map(SecretString::from);
 
     let auth_type = match get("auth_type") {
         Some(t) => t,
@@ -585,9 +1001,11 @@ fn build(name: &str, s: &BTreeMap<String, Setting>) -> Result<CloudConfig, Confi
     };
     let auth = match auth_type.as_str() {
         "password" | "v3password" => AuthMethod::Password {
-            user: user()?.ok_or_else(|| missing("auth.username or auth.user_id (OS_USERNAME)"))?,
+            user: user()?.ok_or_else(|| {
+                missing("auth.username or auth.user_id (OS_USERNAME; in a template: username)")
+            })?,
             password: secret("auth.password")
-                .ok_or_else(|| missing("auth.password (OS_PASSWORD)"))?,
+                .ok_or_else(|| missing("auth.password (OS_PASSWORD; in a template: password)"))?,
         },
         "v3applicationcredential" | "applicationcredential" | "application_credential" => {
             let id = get("auth.application_credential_id");
@@ -608,7 +1026,8 @@ fn build(name: &str, s: &BTreeMap<String, Setting>) -> Result<CloudConfig, Confi
             }
         }
         "token" | "v3token" => AuthMethod::Token {
-            token: secret("auth.token").ok_or_else(|| missing("auth.token (OS_TOKEN)"))?,
+            token: secret("auth.token")
+                .ok_or_else(|| missing("auth.token (OS_TOKEN; in a template: token)"))?,
         },
         other => {
             return Err(invalid(
@@ -643,31 +1062,46 @@ fn build(name: &str, s: &BTreeMap<String, Setting>) -> Result<CloudConfig, Confi
 
     let interface = match get("interface") {
         None => Interface::Public,
-        Some(v) => match v.trim_end_matches("URL").to_ascii_lowercase().as_str() {
-            "public" => Interface::Public,
-            "internal" => Interface::Internal,
-            "admin" => Interface::Admin,
-            _ => {
-                return Err(invalid(
-                    "interface",
-                    format!("'{v}': expected public, internal or admin"),
-                ))
-            }
-        },
+        Some(v) => parse_interface(&v).ok_or_else(|| {
+            invalid(
+                "interface",
+                format!("'{v}': expected public, internal or admin"),
+            )
+        })?,
     };
     let verify_off = boolean("verify")? == Some(false);
     let insecure = boolean("insecure")?.unwrap_or(false) || verify_off;
     let cacert = get("cacert").map(PathBuf::from);
+    let client_cert = match (get("cert"), get("key")) {
+        (None, None) => None,
+        (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
+        (Some(_), None) => {
+            return Err(invalid(
+                "cert",
+                "needs a key (OS_KEY; in a template: key) as well".into(),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "key",
+                "needs a cert (OS_CERT; in a template: cert) as well".into(),
+            ))
+        }
+    };
     let endpoint_overrides = s
         .iter()
         .filter_map(|(k, v)| {
             let service = k.strip_suffix("_endpoint_override")?;
-            Some((service.replace('_', "-"), v.value.clone()))
+            match &v.value {
+                Value::Text(url) => Some((service.replace('_', "-"), url.clone())),
+                Value::Secret(_) => None,
+            }
         })
         .collect();
 
     Ok(CloudConfig {
         name: name.to_string(),
+        cloud: None,
         auth_url,
         auth,
         scope,
@@ -676,7 +1110,32 @@ fn build(name: &str, s: &BTreeMap<String, Setting>) -> Result<CloudConfig, Confi
         cacert,
         insecure,
         endpoint_overrides,
+        client_cert,
+        origins: s.iter().map(|(k, v)| (k.clone(), v.at.clone())).collect(),
     })
+}
+
+/// Whether `url` can be a Keystone URL: `http://` or `https://` with a host. The message says
+/// what is wrong (it never quotes the value: the caller does, where that is safe).
+pub fn check_url(url: &str) -> Result<(), String> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err("expected an http:// or https:// URL".into());
+    }
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => Ok(()),
+        Ok(_) => Err("expected an http:// or https:// URL with a host".into()),
+        Err(e) => Err(format!("expected an http:// or https:// URL ({e})")),
+    }
+}
+
+/// `public`, `internal`, `admin`, or Packer's `publicURL`-style spellings.
+fn parse_interface(v: &str) -> Option<Interface> {
+    match v.trim_end_matches("URL").to_ascii_lowercase().as_str() {
+        "public" => Some(Interface::Public),
+        "internal" => Some(Interface::Internal),
+        "admin" => Some(Interface::Admin),
+        _ => None,
+    }
 }
 
 /// `http://h:5000`, `http://h:5000/`, `http://h:5000/v3/` → `http://h:5000/v3`.

@@ -12,6 +12,22 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] super::config::ConfigError),
 
+    /// The first login failed: Keystone refused the credentials (`refused`) or could not be
+    /// reached. Says where the credentials came from, never what they are.
+    #[error(
+        "{}logging in to {auth_url} ({method}, credentials from {credentials})",
+        if *refused { "Keystone refused the credentials: " } else { "" }
+    )]
+    Login {
+        auth_url: String,
+        method: &'static str,
+        credentials: String,
+        refused: bool,
+        /// What went wrong (the message leaves it out: print the chain, `{:#}` of anyhow).
+        #[source]
+        cause: Box<Error>,
+    },
+
     /// The service answered with an error status.
     #[error("{method} {url}: HTTP {status}: {message}")]
     Api {
@@ -101,6 +117,7 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Api { status, .. } => Some(*status),
+            Error::Login { cause, .. } => cause.status(),
             _ => None,
         }
     }
@@ -117,6 +134,7 @@ impl Error {
         match self {
             Error::Http { source, .. } => !is_tls_failure(source),
             Error::Api { status, .. } => *status >= 500 || *status == 429,
+            Error::Login { cause, .. } => cause.is_transient(),
             _ => false,
         }
     }

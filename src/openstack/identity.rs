@@ -131,6 +131,9 @@ impl Session {
                 builder = builder.add_root_certificate(cert);
             }
         }
+        if let Some((cert, key)) = &config.client_cert {
+            builder = builder.identity(client_identity(&config, cert, key)?);
+        }
         if config.insecure {
             tracing::warn!(
                 cloud = %config.name,
@@ -150,7 +153,10 @@ impl Session {
             token: Mutex::new(None),
             requests: AtomicU64::new(0),
         });
-        session.token().await?;
+        session
+            .token()
+            .await
+            .map_err(|e| login_error(&session.config, e))?;
         Ok(session)
     }
 
@@ -378,6 +384,48 @@ pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// A refused or failed first login, with the cloud and where the credentials came from.
+fn login_error(config: &CloudConfig, e: Error) -> Error {
+    let refused = matches!(e.status(), Some(401) | Some(403));
+    let credentials = config
+        .credentials_origin()
+        .map(|o| o.describe())
+        .unwrap_or_else(|| "an unknown source".into());
+    Error::Login {
+        auth_url: config.auth_url.clone(),
+        method: config.method().as_str(),
+        credentials,
+        refused,
+        cause: Box::new(e),
+    }
+}
+
+/// The client TLS identity from a PEM certificate file and a PEM key file.
+fn client_identity(
+    config: &CloudConfig,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<reqwest::Identity, Error> {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|source| Error::Io {
+            path: p.to_path_buf(),
+            source,
+        })
+    };
+    let mut pem = read(cert)?;
+    pem.push(b'\n');
+    pem.extend(read(key)?);
+    let at = config
+        .origin("cert")
+        .map(|o| format!(" (set at {o})"))
+        .unwrap_or_default();
+    reqwest::Identity::from_pem(&pem).map_err(|e| Error::InvalidValue {
+        what: format!("client certificate{at}"),
+        value: format!("{} + {}", cert.display(), key.display()),
+        expected: format!("a PEM certificate and a PEM private key ({e})"),
+    })
+}
+
 fn available_services(catalog: &[CatalogEntry]) -> String {
     let mut v: Vec<String> = catalog
         .iter()
@@ -477,6 +525,9 @@ mod tests {
             cacert: None,
             insecure: false,
             endpoint_overrides: Default::default(),
+            cloud: None,
+            client_cert: None,
+            origins: Default::default(),
         }
     }
 

@@ -8,8 +8,6 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use secrecy::SecretString;
-
 /// A loaded template: its variables, sources and builds.
 #[derive(Clone)]
 pub struct Template {
@@ -186,25 +184,10 @@ pub struct OpenStackSource {
     pub timeouts: Timeouts,
 }
 
-/// How to reach the cloud. Everything is optional: `OS_*` environment variables fill the gaps at
-/// build time.
-#[derive(Debug, Clone, Default)]
-pub struct Auth {
-    /// An entry of `clouds.yaml`.
-    pub cloud: Option<String>,
-    pub identity_endpoint: Option<String>,
-    pub region: Option<String>,
-    pub username: Option<String>,
-    pub password: Option<SecretString>,
-    pub user_domain_name: Option<String>,
-    pub project_name: Option<String>,
-    pub project_domain_name: Option<String>,
-    pub application_credential_id: Option<String>,
-    pub application_credential_secret: Option<SecretString>,
-    /// Skip TLS certificate verification.
-    pub insecure: bool,
-    pub cacert: Option<PathBuf>,
-}
+/// How to reach the cloud: the source's auth attributes, each with its `file:line:col`.
+/// Everything is optional: `clouds.yaml`, `secure.yaml` and `OS_*` fill the gaps at build time
+/// ([`crate::openstack::CloudConfig::resolve`]).
+pub type Auth = crate::openstack::CloudSpec;
 
 /// Exactly one of `source_image`, `source_image_name`, `source_image_filter`.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,6 +8,8 @@ use secrecy::SecretString;
 use super::decode::{head_span, Reader};
 use super::diagnostics::Diagnostics;
 use super::eval::{span_of, Scope};
+use crate::openstack::config::{Located, Origin};
+
 use super::model::{
     Auth, DiskFormat, ImageFileSource, ImageFilter, ImageSettings, OpenStackSource, Source,
     SourceImage, SourceKind, Ssh, Timeouts, UserData,
@@ -135,24 +137,159 @@ fn openstack(scope: &Scope, block: &Block, d: &mut Diagnostics) -> Option<OpenSt
     })
 }
 
-/// The cloud settings, shared by every source that publishes to Glance.
+/// The cloud settings, shared by every source that publishes to Glance: Packer's access
+/// attributes (`tenant_name`, `tenant_id`, `endpoint_type`, ... with Packer's meaning) and
+/// forge's spellings of the same (`project_name`, `project_id`). Each value keeps its
+/// `file:line:col`, so a login error names the template, not a variable; what can be checked
+/// offline (URL shape, one login method, missing pieces) is reported here.
 fn auth(r: &mut Reader, d: &mut Diagnostics) -> Auth {
+    // Each attribute read: its name, the span of the name, the span of the value.
+    let mut spans: Vec<Spans> = Vec::new();
+    let mut text = |r: &mut Reader, key: &'static str, d: &mut Diagnostics| {
+        let value = r.string(key, d)?;
+        let a = r.attr(key)?;
+        let span = span_of(&a.value);
+        spans.push((key, span_of(&a.key), span.clone()));
+        Some(Located::new(value, origin(r, key, span.start)))
+    };
+    let cloud = text(r, "cloud", d);
+    let auth_url = text(r, "identity_endpoint", d);
+    let region = text(r, "region", d);
+    let username = text(r, "username", d);
+    let user_id = text(r, "user_id", d);
+    let password = text(r, "password", d);
+    let user_domain_name = text(r, "user_domain_name", d);
+    let project_name = text(r, "project_name", d);
+    let tenant_name = text(r, "tenant_name", d);
+    let project_id = text(r, "project_id", d);
+    let tenant_id = text(r, "tenant_id", d);
+    let project_domain_name = text(r, "project_domain_name", d);
+    let domain_name = text(r, "domain_name", d);
+    let domain_id = text(r, "domain_id", d);
+    let token = text(r, "token", d);
+    let application_credential_id = text(r, "application_credential_id", d);
+    let application_credential_name = text(r, "application_credential_name", d);
+    let application_credential_secret = text(r, "application_credential_secret", d);
+    let interface = text(r, "endpoint_type", d);
+    let insecure = r.bool("insecure", d).and_then(|v| {
+        let a = r.attr("insecure")?;
+        Some(Located::new(
+            v,
+            origin(r, "insecure", span_of(&a.value).start),
+        ))
+    });
+    let file = |r: &mut Reader, key: &'static str, d: &mut Diagnostics| {
+        let (p, a) = r.path(key, d)?;
+        let span = span_of(&a.value);
+        if !p.is_file() {
+            d.push(r.scope.file.error(
+                span.clone(),
+                format!("{key} {} does not exist", p.display()),
+            ));
+        }
+        Some(Located::new(p, origin(r, key, span.start)))
+    };
+    let cacert = file(r, "cacert", d);
+    let cert = file(r, "cert", d);
+    let key = file(r, "key", d);
     let secret =
-        |r: &mut Reader, key, d: &mut Diagnostics| r.string(key, d).map(SecretString::from);
-    Auth {
-        cloud: r.string("cloud", d),
-        identity_endpoint: r.string("identity_endpoint", d),
-        region: r.string("region", d),
-        username: r.string("username", d),
-        password: secret(r, "password", d),
-        user_domain_name: r.string("user_domain_name", d),
-        project_name: r.string("project_name", d),
-        project_domain_name: r.string("project_domain_name", d),
-        application_credential_id: r.string("application_credential_id", d),
-        application_credential_secret: secret(r, "application_credential_secret", d),
-        insecure: r.bool("insecure", d).unwrap_or(false),
-        cacert: r.path("cacert", d).map(|(p, _)| p),
+        |l: Option<Located<String>>| l.map(|l| Located::new(SecretString::from(l.value), l.at));
+    let auth = Auth {
+        cloud,
+        auth_url,
+        region,
+        username,
+        user_id,
+        password: secret(password),
+        user_domain_name,
+        project_name: alias(r, &spans, project_name, tenant_name, d),
+        project_id: alias(r, &spans, project_id, tenant_id, d),
+        project_domain_name,
+        domain_name,
+        domain_id,
+        token: secret(token),
+        application_credential_id,
+        application_credential_name,
+        application_credential_secret: secret(application_credential_secret),
+        interface,
+        insecure,
+        cacert,
+        cert,
+        key,
+    };
+    if auth.cert.is_some() != auth.key.is_some() {
+        let (set, other) = if auth.cert.is_some() {
+            ("cert", "key")
+        } else {
+            ("key", "cert")
+        };
+        if let Some(a) = r.attr(set) {
+            d.push(r.scope.file.error(
+                span_of(&a.key),
+                format!("`{set}` needs `{other}`: a client certificate takes both files"),
+            ));
+        }
     }
+    for (at, message) in auth.check() {
+        let span = match &at {
+            Origin::Template { attribute, .. } => spans
+                .iter()
+                .find(|(k, _, _)| k == attribute)
+                .map(|(_, _, s)| s.clone()),
+            _ => None,
+        };
+        d.push(r.scope.file.error(span.unwrap_or(r.head.clone()), message));
+    }
+    auth
+}
+
+/// Where a template attribute's value starts.
+fn origin(r: &Reader, attribute: &str, offset: usize) -> Origin {
+    let (line, column) = r.scope.file.locate(offset);
+    Origin::Template {
+        file: r.scope.file.name.clone(),
+        line,
+        column,
+        attribute: attribute.to_string(),
+    }
+}
+
+/// An auth attribute's name, the span of its name and the span of its value.
+type Spans = (&'static str, std::ops::Range<usize>, std::ops::Range<usize>);
+
+/// One setting with two spellings (forge's, Packer's): either, but not both.
+fn alias(
+    r: &Reader,
+    spans: &[Spans],
+    forge: Option<Located<String>>,
+    packer: Option<Located<String>>,
+    d: &mut Diagnostics,
+) -> Option<Located<String>> {
+    let (Some(f), Some(p)) = (&forge, &packer) else {
+        return forge.or(packer);
+    };
+    let find = |o: &Origin| {
+        spans.iter().find(|(k, _, _)| match o {
+            Origin::Template { attribute, .. } => attribute == k,
+            _ => false,
+        })
+    };
+    if let (Some(a), Some(b)) = (find(&f.at), find(&p.at)) {
+        // Reported at whichever is written second.
+        let (first, second) = if a.1.start < b.1.start {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        d.push(r.scope.file.error(
+            second.1.clone(),
+            format!(
+                "`{}` and `{}` are the same setting (forge's and Packer's spelling): set only one",
+                second.0, first.0
+            ),
+        ));
+    }
+    None
 }
 
 /// What the built image becomes (`image_name` is required), shared by every source.

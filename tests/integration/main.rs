@@ -36,6 +36,7 @@ mod build_nightly;
 mod cli_docs;
 mod fuzz_regressions;
 mod images_retention;
+mod login_cloud;
 mod openstack_auth;
 mod openstack_compute;
 mod openstack_config;

@@ -285,7 +285,8 @@ build {{
     };
 
     let (code, stderr) = build(String::new()).await;
-    assert_eq!(code, Some(1), "{stderr}");
+    // A login that fails has its own exit code.
+    assert_eq!(code, Some(4), "{stderr}");
     assert!(
         stderr.contains(&proxy.auth_url) && stderr.contains("UnknownIssuer"),
         "without cacert the build must stop at login, naming the URL and the problem:\n{stderr}"

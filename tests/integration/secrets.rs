@@ -402,7 +402,8 @@ fn no_secret_reaches_logs_errors_manifests_journals_or_files() {
         stderr_b.contains("no-such-flavor"),
         "run B must log in with the application credential and fail at the flavor:\n{stderr_b}"
     );
-    assert_eq!(code_c, Some(1), "run C: {stderr_c}");
+    // A refused login has its own exit code.
+    assert_eq!(code_c, Some(4), "run C: {stderr_c}");
     assert!(
         stderr_c.contains("401"),
         "run C must fail at login:\n{stderr_c}"

@@ -26,7 +26,7 @@ fn nightly_template_loads_into_typed_values() {
         panic!("expected an openstack source")
     };
     assert_eq!(s.name, "debian-nightly");
-    assert_eq!(s.auth.cloud.as_deref(), Some("devstack"));
+    assert_eq!(s.auth.cloud_name(), Some("devstack"));
     assert_eq!(s.flavor, "m1.large", "-var overrides the default");
     assert_eq!(s.networks, ["private"]);
     let SourceImage::Filter(f) = &s.source_image else {
