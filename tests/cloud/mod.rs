@@ -39,6 +39,21 @@ pub fn clouds_yaml() -> PathBuf {
     state_dir().join("clouds.yaml")
 }
 
+/// The password of clouds.yaml entry `cloud_name` ([`ADMIN`] or [`DEMO`]), as up.sh wrote it.
+pub fn password(cloud_name: &str) -> String {
+    let text = std::fs::read_to_string(clouds_yaml()).expect("clouds.yaml");
+    let section = text
+        .split(&format!("{cloud_name}:"))
+        .nth(1)
+        .expect("the cloud in clouds.yaml");
+    section
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .expect("a password in clouds.yaml")
+        .trim()
+        .to_string()
+}
+
 fn listening(port: u16) -> bool {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()

@@ -47,18 +47,6 @@ fn text(o: &Output) -> String {
     )
 }
 
-/// The demo user's password, from up.sh's clouds.yaml.
-fn demo_password() -> String {
-    let text = std::fs::read_to_string(cloud::clouds_yaml()).unwrap();
-    let section = text.split(&format!("{}:", cloud::DEMO)).nth(1).unwrap();
-    section
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("password: "))
-        .expect("a password in clouds.yaml")
-        .trim()
-        .to_string()
-}
-
 /// An OpenStack source whose login is configured by the template alone; `password` is an HCL
 /// expression.
 fn template(dir: &Path, password: &str) -> PathBuf {
@@ -271,7 +259,7 @@ fn cleanup_logs_in_again_with_the_template_auth_of_the_run() {
         return;
     }
     let dir = tempdir();
-    let pw = demo_password();
+    let pw = cloud::password(cloud::DEMO);
     let path = template(dir.path(), "var.pw");
     let opts = LoadOptions {
         vars: vec![format!("pw={pw}")],

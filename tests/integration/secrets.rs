@@ -102,17 +102,6 @@ impl Evidence {
     }
 }
 
-fn password(cloud_name: &str) -> String {
-    let text = std::fs::read_to_string(cloud::clouds_yaml()).unwrap();
-    let section = text.split(&format!("{cloud_name}:")).nth(1).unwrap();
-    section
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("password: "))
-        .expect("a password in clouds.yaml")
-        .trim()
-        .to_string()
-}
-
 /// An application credential of the test user, created for this test (deleted by `drop_it`).
 struct AppCredential {
     session: Arc<Session>,
@@ -425,7 +414,7 @@ fn no_secret_reaches_logs_errors_manifests_journals_or_files() {
     );
 
     let mut secrets: Vec<(&str, String)> = vec![
-        ("cloud password", password(cloud::ADMIN)),
+        ("cloud password", cloud::password(cloud::ADMIN)),
         ("wrong password", wrong_password.clone()),
         ("application credential secret", app.secret.clone()),
         ("sensitive variable", sensitive.clone()),
