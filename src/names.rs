@@ -32,9 +32,15 @@ pub const NEWEST_FIRST: &str = "created_at:desc,id:asc";
 /// build block. Every source kind is labelled the same way.
 pub fn build_label(build: &Build, src: &Source) -> String {
     match &build.name {
-        Some(n) => format!("{n}.{}.{}", src.kind().label(), src.name()),
-        None => format!("{}.{}", src.kind().label(), src.name()),
+        Some(n) => format!("{n}.{}", source_label(src)),
+        None => source_label(src),
     }
+}
+
+/// A source as Packer names it, `TYPE.SOURCE` (`openstack.debian`): what the journal records
+/// of a template-auth run and `forge cleanup` looks up to log in again.
+pub fn source_label(src: &Source) -> String {
+    format!("{}.{}", src.kind().label(), src.name())
 }
 
 /// The template's file name as `forge_template` holds it: without the directory, so the

@@ -154,7 +154,7 @@ impl Prepared<'_> {
         // template's auth again, when it took part).
         let template_auth = crate::journal::TemplateAuth {
             path: std::fs::canonicalize(&template.path).unwrap_or_else(|_| template.path.clone()),
-            source: format!("{}.{}", src.kind().label(), src.name()),
+            source: names::source_label(src),
         };
         let cloud = crate::cleanup::cloud_info(clients.session(), Some(template_auth)).await?;
         journal.cloud(cloud)?;

@@ -301,7 +301,7 @@ async fn login(how: &Login, vars: &VarArgs) -> anyhow::Result<Cloud> {
             let src = template
                 .sources
                 .iter()
-                .find(|s| format!("{}.{}", s.kind().label(), s.name()) == t.source)
+                .find(|s| crate::names::source_label(s) == t.source)
                 .with_context(|| {
                     format!(
                         "the run logged in with the auth attributes of {}, which {} no longer \
